@@ -1,0 +1,257 @@
+using System.Diagnostics;
+using ActorQueue.Core;
+using ActorQueue.Protocol;
+using Akka.Actor;
+using Akka.Event;
+
+namespace ActorQueue;
+
+/// <summary>
+/// A competing consumer: keeps up to prefetch deliveries pulled, runs the user's <see cref="IQueueHandler"/> on up
+/// to concurrency of them at once, acks successes in batches and nacks failures. While a handler is still running
+/// it reports it in progress well before the ack deadline, so a slow but live handler is not redelivered; a
+/// handler that runs past handler-timeout is cancelled and nacked.
+/// </summary>
+public sealed class ConsumerActor : UntypedActor, IWithTimers
+{
+    private readonly IActorRef _queue;
+    private readonly IQueueHandler _handler;
+    private readonly ConsumerSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+
+    private readonly RingBuffer<Delivery> _buffer = new();
+    private readonly Dictionary<long, Running> _running = new();
+    private readonly Stack<CancellationTokenSource> _tokens = new();
+    private readonly List<long> _acks = new();
+    private readonly List<long> _scratch = new();
+    private int _requested;
+    private int _timedOut;
+    private bool _flushPending;
+    private TimeSpan _ackTimeout;
+    private TimeSpan _lastExtension;
+
+    private record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, bool TimedOut);
+
+    /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
+    /// <param name="queue">The queue to pull from.</param>
+    /// <param name="handler">The user code run for each delivery.</param>
+    /// <param name="settings">Prefetch, concurrency and timeouts; null for the defaults in reference.conf.</param>
+    public static Props Props(IActorRef queue, IQueueHandler handler, ConsumerSettings? settings = null)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentNullException.ThrowIfNull(handler);
+        var s = settings ?? ConsumerSettings.Default;
+        return Akka.Actor.Props.Create(() => new ConsumerActor(queue, handler, s));
+    }
+
+    /// <summary>Creates the Props of a consumer that runs an async function.</summary>
+    /// <param name="queue">The queue to pull from.</param>
+    /// <param name="handler">Called once per delivery; see <see cref="IQueueHandler.HandleAsync"/>.</param>
+    /// <param name="settings">Prefetch, concurrency and timeouts; null for the defaults in reference.conf.</param>
+    public static Props Props(IActorRef queue, Func<Delivery, CancellationToken, Task> handler, ConsumerSettings? settings = null) =>
+        Props(queue, QueueHandler.From(handler), settings);
+
+    /// <summary>Creates a consumer; use <see cref="Props(IActorRef, IQueueHandler, ConsumerSettings?)"/> rather than calling this directly.</summary>
+    /// <param name="queue">The queue to pull from.</param>
+    /// <param name="handler">The user code run for each delivery.</param>
+    /// <param name="settings">Prefetch, concurrency and timeouts.</param>
+    public ConsumerActor(IActorRef queue, IQueueHandler handler, ConsumerSettings settings)
+    {
+        _queue = queue;
+        _handler = handler;
+        _settings = settings;
+        _ackTimeout = settings.HandlerTimeout;
+    }
+
+    /// <summary>The actor's timers (set by Akka).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+
+    // Deliveries this consumer holds: buffered, or running and not yet given up on.
+    private int Held => _buffer.Count + _running.Count - _timedOut;
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        Context.Watch(_queue);
+        StartTicking();
+        _requested = _settings.Prefetch;
+        _queue.Tell(new Pull(_settings.Prefetch));
+    }
+
+    /// <inheritdoc />
+    protected override void PreRestart(Exception reason, object message)
+    {
+        // Restarted in place (same ref): the queue would otherwise wait for deadlines to take our deliveries back.
+        _queue.Tell(Detach.Instance);
+        CancelRunning();
+        base.PreRestart(reason, message);
+    }
+
+    /// <inheritdoc />
+    protected override void PostStop() => CancelRunning();
+
+    /// <inheritdoc />
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case DeliveryBatch m: HandleDeliveries(m); break;
+            case HandlerDone m: HandleDone(m); break;
+            case ConsumerFlush: Flush(); break;
+            case ConsumerTick: HandleTick(); break;
+            case ConsumerRegistered m:
+                _ackTimeout = m.AckTimeout;
+                StartTicking();
+                break;
+            case SettleRejected m:
+                _log.Warning("Consumer of {0}: the queue refused to settle delivery {1}: {2}", _queue, m.DeliveryId, m.Error);
+                break;
+            case Terminated m when m.ActorRef.Equals(_queue):
+                _log.Info("Consumer of {0}: the queue stopped; stopping.", _queue);
+                Context.Stop(Self);
+                break;
+            default: Unhandled(message); break;
+        }
+    }
+
+    private void HandleDeliveries(DeliveryBatch batch)
+    {
+        _requested = Math.Max(0, _requested - batch.Deliveries.Length);
+        foreach (var d in batch.Deliveries) _buffer.PushBack(d);
+        StartHandlers();
+    }
+
+    private void StartHandlers()
+    {
+        while (_buffer.Count > 0 && _running.Count < _settings.Concurrency)
+            Start(_buffer.PopFront());
+    }
+
+    private void Start(Delivery delivery)
+    {
+        var cancellation = _tokens.Count > 0 ? _tokens.Pop() : new CancellationTokenSource();
+        Task task;
+        try
+        {
+            task = _handler.HandleAsync(delivery, cancellation.Token)
+                   ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+        }
+        catch (Exception e)
+        {
+            task = Task.FromException(e);
+        }
+        if (task.IsCompleted)
+        {
+            // The common fast path: no continuation, no self message.
+            Finish(delivery.DeliveryId, task);
+            Recycle(cancellation);
+            return;
+        }
+        _running.Add(delivery.DeliveryId, new Running(Now, cancellation, false));
+        task.ContinueWith(static (t, state) =>
+        {
+            var done = (HandlerDone)state!;
+            done.Consumer.Tell(done);
+        }, new HandlerDone(Self, delivery.DeliveryId, task), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void HandleDone(HandlerDone done)
+    {
+        if (!_running.Remove(done.DeliveryId, out var running)) return;
+        if (running.TimedOut)
+        {
+            // Already nacked when it timed out; it only held a slot until now.
+            _timedOut--;
+            running.Cancellation.Dispose();
+        }
+        else
+        {
+            Finish(done.DeliveryId, done.Task);
+            Recycle(running.Cancellation);
+        }
+        StartHandlers();
+        RequestFlush();
+    }
+
+    private void Finish(long deliveryId, Task task)
+    {
+        if (task.IsCompletedSuccessfully)
+        {
+            _acks.Add(deliveryId);
+        }
+        else
+        {
+            var reason = task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
+            _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, reason);
+            _queue.Tell(new Nack(deliveryId, null, reason));
+        }
+        RequestFlush();
+    }
+
+    private void RequestFlush()
+    {
+        if (_flushPending) return;
+        _flushPending = true;
+        Self.Tell(ConsumerFlush.Instance);
+    }
+
+    private void Flush()
+    {
+        _flushPending = false;
+        if (_acks.Count == 1) _queue.Tell(new Ack(_acks[0]));
+        else if (_acks.Count > 1) _queue.Tell(new AckBatch(_acks.ToArray()));
+        _acks.Clear();
+
+        // Top the prefetch window up in batches, or at once when there is nothing left to work on.
+        var deficit = _settings.Prefetch - Held - _requested;
+        if (deficit > 0 && (deficit >= Math.Max(1, _settings.Prefetch / 2) || (_buffer.Count == 0 && _requested == 0)))
+        {
+            _requested += deficit;
+            _queue.Tell(new Pull(deficit));
+        }
+    }
+
+    private void HandleTick()
+    {
+        var now = Now;
+        _scratch.Clear();
+        foreach (var (id, r) in _running)
+            if (!r.TimedOut && now - r.StartedAt >= _settings.HandlerTimeout) _scratch.Add(id);
+        foreach (var id in _scratch)
+        {
+            var r = _running[id];
+            _running[id] = r with { TimedOut = true };
+            _timedOut++;
+            r.Cancellation.Cancel();
+            _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);
+            _queue.Tell(new Nack(id, null, $"the handler ran past handler-timeout ({_settings.HandlerTimeout})"));
+        }
+        if (_scratch.Count > 0) RequestFlush();
+
+        if (now - _lastExtension < _ackTimeout / 3) return;
+        _lastExtension = now;
+        for (var i = 0; i < _buffer.Count; i++) _queue.Tell(new InProgress(_buffer[i].DeliveryId));
+        foreach (var (id, r) in _running)
+            if (!r.TimedOut) _queue.Tell(new InProgress(id));
+    }
+
+    private void StartTicking()
+    {
+        var interval = TimeSpan.FromTicks(Math.Min(Math.Min(_settings.HandlerTimeout.Ticks / 4, _ackTimeout.Ticks / 6), TimeSpan.TicksPerSecond));
+        Timers.StartPeriodicTimer("tick", ConsumerTick.Instance, TimeSpan.FromTicks(Math.Max(interval.Ticks, TimeSpan.TicksPerMillisecond)));
+    }
+
+    private void Recycle(CancellationTokenSource cancellation)
+    {
+        if (cancellation.TryReset()) _tokens.Push(cancellation);
+        else cancellation.Dispose();
+    }
+
+    private void CancelRunning()
+    {
+        foreach (var r in _running.Values) r.Cancellation.Cancel();
+    }
+}

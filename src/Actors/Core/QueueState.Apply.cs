@@ -1,0 +1,232 @@
+namespace ActorQueue.Core;
+
+// The mutators: each is exactly one event, and the only code that changes the state. Operations call them
+// after deciding; Apply calls them when replaying. Keeping one path is what makes replay rebuild an equal state.
+internal sealed partial class QueueState
+{
+    /// <summary>Replays one recorded event; throws <see cref="QueueInvariantException"/> if it does not fit the state.</summary>
+    public void Apply(QueueEvent e)
+    {
+        switch (e)
+        {
+            case ProducerRegistered x: OnProducerRegistered(x.ProducerId); break;
+            case ProducerDeactivated x: OnProducerDeactivated(x.ProducerId); break;
+            case CreditGranted x: OnCreditGranted(x.ProducerId, x.CreditSeqNr); break;
+            case MessageAccepted x: OnMessageAccepted(x.MessageId, x.Message, x.ProducerId, x.SeqNr, x.At, x.FromWaitList); break;
+            case MessageParked x: OnMessageParked(new ParkedMessage(x.Message, x.ProducerId, x.SeqNr, x.CorrelationId, x.Deadline, x.ReplyTo)); break;
+            case ParkedMessageRejected: OnParkedRejected(); break;
+            case MessageRejected: OnMessageRejected(); break;
+            case InvalidRequestRecorded: OnInvalidRequest(); break;
+            case MessageEvicted x: OnMessageEvicted(x.MessageId, x.Newest); break;
+            case ConsumerAdded x: OnConsumerAdded(x.ConsumerId); break;
+            case DemandAdded x: OnDemandAdded(x.ConsumerId, x.Count); break;
+            case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
+            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, x.ConsumerId, x.Deadline); break;
+            case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
+            case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Nacked); break;
+            case DeliveryDeadLettered x: OnDeliveryDeadLettered(x.DeliveryId, x.Reason, x.At, x.Nacked); break;
+            case DeadlineExtended x: OnDeadlineExtended(x.DeliveryId, x.Deadline); break;
+            case RetryDue x: OnRetryDue(x.MessageId); break;
+            case DeadLetterRedriven x: OnDeadLetterRedriven(x.MessageId); break;
+            case DeadLetterEvicted x: OnDeadLetterEvicted(x.MessageId); break;
+            case DrainStarted: OnDrainStarted(); break;
+            default: throw new QueueInvariantException($"Unknown queue event {e.GetType().Name}.");
+        }
+    }
+
+    private void OnProducerRegistered(string producerId)
+    {
+        if (!_producers.TryGetValue(producerId, out var p))
+        {
+            p = new ProducerState(producerId);
+            _producers.Add(producerId, p);
+            _producerOrder.Add(p);
+        }
+        if (!p.Active)
+        {
+            p.Active = true;
+            p.CreditSeqNr = p.LastSeqNr;
+            _activeProducers++;
+        }
+        MarkDirty(p);
+    }
+
+    private void OnProducerDeactivated(string producerId)
+    {
+        var p = _producers[producerId];
+        if (!p.Active) return;
+        _outstandingCredit -= p.Outstanding;
+        p.Active = false;
+        p.CreditSeqNr = p.LastSeqNr;
+        _activeProducers--;
+    }
+
+    private void OnCreditGranted(string producerId, long creditSeqNr)
+    {
+        var p = _producers[producerId];
+        var before = p.Outstanding;
+        p.CreditSeqNr = creditSeqNr;
+        _outstandingCredit += p.Outstanding - before;
+        MarkDirty(p);
+    }
+
+    private void OnMessageAccepted(long messageId, object message, string? producerId, long seqNr, TimeSpan at, bool fromWaitList)
+    {
+        if (messageId != _lastMessageId + 1) throw Diverged("accepted message", messageId, _lastMessageId + 1);
+        _lastMessageId = messageId;
+        if (fromWaitList) _parked.PopFront();
+        if (producerId is not null)
+        {
+            var p = _producers[producerId];
+            var before = p.Outstanding;
+            p.LastSeqNr = seqNr;
+            if (p.CreditSeqNr < seqNr) p.CreditSeqNr = seqNr;
+            _outstandingCredit += p.Outstanding - before;
+            MarkDirty(p);
+        }
+        _ready.PushBack(new QueuedMessage(messageId, message, 0, at));
+        _counters.Enqueued++;
+    }
+
+    private void OnMessageParked(in ParkedMessage m) => _parked.PushBack(m);
+
+    private void OnParkedRejected()
+    {
+        _parked.PopFront();
+        _counters.Rejected++;
+    }
+
+    private void OnMessageRejected() => _counters.Rejected++;
+
+    private void OnInvalidRequest() => _counters.Invalid++;
+
+    private QueuedMessage PeekEvictable(bool newest) => newest
+        ? (_ready.Count > 0 ? _ready[_ready.Count - 1] : _redeliver[_redeliver.Count - 1])
+        : (_redeliver.Count > 0 ? _redeliver.PeekFront() : _ready.PeekFront());
+
+    private void OnMessageEvicted(long messageId, bool newest)
+    {
+        var m = newest
+            ? (_ready.Count > 0 ? _ready.PopBack() : _redeliver.PopBack())
+            : (_redeliver.Count > 0 ? _redeliver.PopFront() : _ready.PopFront());
+        if (m.MessageId != messageId) throw Diverged("evicted message", messageId, m.MessageId);
+        _counters.Evicted++;
+    }
+
+    private void OnConsumerAdded(int consumerId)
+    {
+        _lastConsumerId = consumerId;
+        _consumers.Add(consumerId, new ConsumerState(consumerId));
+    }
+
+    private void OnDemandAdded(int consumerId, int count)
+    {
+        var c = _consumers[consumerId];
+        if (c.Demand == 0) _hungry.Add(c);
+        c.Demand += count;
+    }
+
+    private void OnConsumerRemoved(int consumerId)
+    {
+        var c = _consumers[consumerId];
+        _consumers.Remove(consumerId);
+        _hungry.Remove(c);
+    }
+
+    private QueuedMessage NextReady() => _redeliver.Count > 0 ? _redeliver.PeekFront() : _ready.PeekFront();
+
+    private QueuedMessage OnMessageDelivered(long deliveryId, long messageId, int consumerId, TimeSpan deadline)
+    {
+        var m = _redeliver.Count > 0 ? _redeliver.PopFront() : _ready.PopFront();
+        if (m.MessageId != messageId) throw Diverged("delivered message", messageId, m.MessageId);
+        m = m with { Attempts = m.Attempts + 1 };
+        _inFlight.Add(deliveryId, new InFlightDelivery(m, consumerId, deadline));
+        _lastDeliveryId = deliveryId;
+        var c = _consumers[consumerId];
+        c.InFlight++;
+        if (--c.Demand == 0) _hungry.Remove(c);
+        _counters.Delivered++;
+        if (m.Attempts > 1) _counters.Redelivered++;
+        return m;
+    }
+
+    private InFlightDelivery Settle(long deliveryId)
+    {
+        _inFlight.Remove(deliveryId, out var d);
+        if (_consumers.TryGetValue(d.ConsumerId, out var c)) c.InFlight--;
+        return d;
+    }
+
+    private void OnDeliveryAcked(long deliveryId)
+    {
+        Settle(deliveryId);
+        _counters.Acked++;
+    }
+
+    private void OnDeliveryRequeued(long deliveryId, TimeSpan dueAt, bool nacked)
+    {
+        var m = Settle(deliveryId).Message;
+        if (nacked) _counters.Nacked++;
+        if (dueAt == TimeSpan.Zero) _redeliver.PushBack(m);
+        else _delayed.Enqueue(m, (dueAt, m.MessageId));
+    }
+
+    private void OnDeliveryDeadLettered(long deliveryId, string reason, TimeSpan at, bool nacked)
+    {
+        var m = Settle(deliveryId).Message;
+        if (nacked) _counters.Nacked++;
+        _dead.PushBack(new DeadEntry(m, reason, at));
+        _counters.DeadLettered++;
+    }
+
+    private void OnDeadlineExtended(long deliveryId, TimeSpan deadline) =>
+        _inFlight[deliveryId] = _inFlight[deliveryId] with { Deadline = deadline };
+
+    private void OnRetryDue(long messageId)
+    {
+        var m = _delayed.Dequeue();
+        if (m.MessageId != messageId) throw Diverged("retried message", messageId, m.MessageId);
+        _redeliver.PushBack(m);
+    }
+
+    private void OnDeadLetterRedriven(long messageId)
+    {
+        for (var i = 0; i < _dead.Count; i++)
+        {
+            if (_dead[i].Message.MessageId != messageId) continue;
+            var m = _dead.RemoveAt(i).Message;
+            _ready.PushBack(m with { Attempts = 0 });
+            _counters.Redriven++;
+            return;
+        }
+        throw Diverged("redriven dead letter", messageId, -1);
+    }
+
+    private void OnDeadLetterEvicted(long messageId)
+    {
+        var d = _dead.PopFront();
+        if (d.Message.MessageId != messageId) throw Diverged("evicted dead letter", messageId, d.Message.MessageId);
+        _counters.DeadEvicted++;
+    }
+
+    private void OnDrainStarted()
+    {
+        _draining = true;
+        foreach (var p in _producerOrder)
+        {
+            _outstandingCredit -= p.Outstanding;
+            p.CreditSeqNr = p.LastSeqNr;
+            MarkDirty(p);
+        }
+    }
+
+    private void MarkDirty(ProducerState p)
+    {
+        if (p.Dirty) return;
+        p.Dirty = true;
+        _dirtyProducers.Add(p);
+    }
+
+    private static QueueInvariantException Diverged(string what, long expected, long actual) =>
+        new($"Replay diverged: the {what} was {expected} in the event but {actual} in the state.");
+}

@@ -1,0 +1,202 @@
+using System.Diagnostics;
+using ActorQueue.Core;
+using ActorQueue.Protocol;
+using Akka.Actor;
+using Akka.Event;
+
+namespace ActorQueue;
+
+/// <summary>
+/// Lets user code put messages on a queue without knowing the protocol: send it <see cref="Produce"/> and it
+/// answers <see cref="EnqueueAccepted"/> once the queue holds the message. It never sends beyond the credit the
+/// queue granted, numbers what it sends, and keeps everything not yet accepted: if the queue does not confirm in
+/// resend-interval (a lost message, a restarted queue) it re-registers and resends from what the queue last
+/// accepted, and the queue drops the duplicates by sequence number.
+/// </summary>
+public sealed class ProducerActor : UntypedActor, IWithTimers
+{
+    private readonly IActorRef _queue;
+    private readonly string _producerId;
+    private readonly ProducerSettings _settings;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+
+    // Not yet numbered (waiting for credit), and numbered but not yet accepted (contiguous from _acceptedSeqNr + 1).
+    private readonly RingBuffer<Pending> _unsent = new();
+    private readonly RingBuffer<Pending> _unaccepted = new();
+    private long _acceptedSeqNr;
+    private long _creditSeqNr;
+    private long _sentSeqNr;
+    private bool _registering;
+    private bool _everRegistered;
+    private TimeSpan _lastProgress;
+
+    private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo, long SeqNr);
+
+    /// <summary>Creates the Props of a producer for <paramref name="queue"/>.</summary>
+    /// <param name="queue">The queue to produce to.</param>
+    /// <param name="producerId">A stable id: a producer started again with the same id continues its sequence.</param>
+    /// <param name="settings">Buffer size and resend interval; null for the defaults in reference.conf.</param>
+    public static Props Props(IActorRef queue, string producerId, ProducerSettings? settings = null)
+    {
+        ArgumentNullException.ThrowIfNull(queue);
+        ArgumentException.ThrowIfNullOrEmpty(producerId);
+        var s = settings ?? ProducerSettings.Default;
+        return Akka.Actor.Props.Create(() => new ProducerActor(queue, producerId, s));
+    }
+
+    /// <summary>Creates a producer; use <see cref="Props(IActorRef, string, ProducerSettings?)"/> rather than calling this directly.</summary>
+    /// <param name="queue">The queue to produce to.</param>
+    /// <param name="producerId">The producer's stable id.</param>
+    /// <param name="settings">Buffer size and resend interval.</param>
+    public ProducerActor(IActorRef queue, string producerId, ProducerSettings settings)
+    {
+        _queue = queue;
+        _producerId = producerId;
+        _settings = settings;
+    }
+
+    /// <summary>The actor's timers (set by Akka).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+
+    /// <inheritdoc />
+    protected override void PreStart()
+    {
+        Context.Watch(_queue);
+        Timers.StartPeriodicTimer("resend", ProducerTick.Instance, _settings.ResendInterval / 2);
+        Register();
+    }
+
+    /// <inheritdoc />
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case Produce m: HandleProduce(m); break;
+            case ProducerCredit m: HandleCredit(m); break;
+            case SequenceRejected m: HandleRejected(m); break;
+            case ProducerTick: HandleTick(); break;
+            case Terminated m when m.ActorRef.Equals(_queue):
+                FailAll(RejectReason.QueueStopped, "The queue stopped before accepting the message.");
+                Context.Stop(Self);
+                break;
+            default: Unhandled(message); break;
+        }
+    }
+
+    private void HandleProduce(Produce m)
+    {
+        if (_unsent.Count + _unaccepted.Count >= _settings.BufferSize)
+        {
+            Reply(Sender, new EnqueueRejected(m.CorrelationId, RejectReason.ProducerBufferFull,
+                $"Producer '{_producerId}' already holds buffer-size ({_settings.BufferSize}) messages the queue has not accepted."));
+            return;
+        }
+        if (_unaccepted.Count == 0) _lastProgress = Now;
+        _unsent.PushBack(new Pending(m.Message, m.CorrelationId, Sender, 0));
+        SendWithinCredit();
+    }
+
+    private void HandleCredit(ProducerCredit m)
+    {
+        if (_registering)
+        {
+            _registering = false;
+            if (!_everRegistered)
+            {
+                // Nothing is numbered before the first registration, so numbering continues where the id left off.
+                _everRegistered = true;
+                _acceptedSeqNr = Math.Max(_acceptedSeqNr, m.AcceptedSeqNr);
+            }
+            // Resend everything the queue has not accepted.
+            _sentSeqNr = m.AcceptedSeqNr;
+        }
+        var progressed = false;
+        while (_unaccepted.Count > 0 && _unaccepted.PeekFront().SeqNr <= m.AcceptedSeqNr)
+        {
+            var p = _unaccepted.PopFront();
+            Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
+            progressed = true;
+        }
+        if (m.AcceptedSeqNr > _acceptedSeqNr) _acceptedSeqNr = m.AcceptedSeqNr;
+        if (progressed || _unaccepted.Count == 0) _lastProgress = Now;
+        _creditSeqNr = m.CreditSeqNr;
+        SendWithinCredit();
+    }
+
+    private void SendWithinCredit()
+    {
+        if (_registering) return;
+        // First resends (after a re-registration), then new messages, never beyond credit.
+        for (var i = 0; i < _unaccepted.Count; i++)
+        {
+            var p = _unaccepted[i];
+            if (p.SeqNr <= _sentSeqNr) continue;
+            if (p.SeqNr > _creditSeqNr) return;
+            _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
+            _sentSeqNr = p.SeqNr;
+        }
+        while (_unsent.Count > 0 && _acceptedSeqNr + _unaccepted.Count < _creditSeqNr)
+        {
+            var p = _unsent.PopFront() with { SeqNr = _acceptedSeqNr + _unaccepted.Count + 1 };
+            _unaccepted.PushBack(p);
+            _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
+            _sentSeqNr = p.SeqNr;
+        }
+    }
+
+    private void HandleRejected(SequenceRejected m)
+    {
+        switch (m.Reason)
+        {
+            case RejectReason.Draining or RejectReason.QueueStopped:
+                // Earlier numbers were answered before this one and may still be accepted; fail from here on.
+                FailFrom(m.SeqNr, m.Reason, m.Detail);
+                break;
+            default:
+                // Out of order, unregistered or beyond credit: resynchronise with what the queue has.
+                _log.Debug("Producer {0}: message {1} rejected ({2}); re-registering to resend.", _producerId, m.SeqNr, m.Reason);
+                Register();
+                break;
+        }
+    }
+
+    private void HandleTick()
+    {
+        if (_unaccepted.Count == 0 && !_registering) return;
+        if (Now - _lastProgress < _settings.ResendInterval) return;
+        _log.Debug("Producer {0}: nothing accepted for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _unaccepted.Count);
+        _lastProgress = Now;
+        Register();
+    }
+
+    private void Register()
+    {
+        _registering = true;
+        _queue.Tell(new RegisterProducer(_producerId));
+    }
+
+    private void FailAll(RejectReason reason, string detail) => FailFrom(0, reason, detail);
+
+    private void FailFrom(long seqNr, RejectReason reason, string detail)
+    {
+        var keep = 0;
+        while (keep < _unaccepted.Count && _unaccepted[keep].SeqNr < seqNr) keep++;
+        for (var i = keep; i < _unaccepted.Count; i++)
+            Reply(_unaccepted[i].ReplyTo, new EnqueueRejected(_unaccepted[i].CorrelationId, reason, detail));
+        while (_unaccepted.Count > keep) _unaccepted.PopBack();
+        _sentSeqNr = Math.Min(_sentSeqNr, _acceptedSeqNr + _unaccepted.Count);
+        while (_unsent.Count > 0)
+        {
+            var p = _unsent.PopFront();
+            Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, reason, detail));
+        }
+    }
+
+    private static void Reply(IActorRef to, object message)
+    {
+        if (!to.IsNobody()) to.Tell(message);
+    }
+}

@@ -1,0 +1,53 @@
+using Akka.Actor;
+
+namespace ActorQueue.Protocol;
+
+/// <summary>Marker for the requests the <see cref="QueueGuardian"/> answers. They hold local objects and stay in-process.</summary>
+public interface IGuardianCommand;
+
+/// <summary>
+/// Creates the queue named <paramref name="Name"/> (or returns it if it exists); replies <see cref="QueueStarted"/>,
+/// or a <see cref="Status.Failure"/> whose exception names the bad setting.
+/// </summary>
+/// <param name="Name">The queue's name: a valid actor name, unique in the system.</param>
+/// <param name="Settings">Its settings; null to read them from HOCON (actor-queue.queue, overridden by actor-queue.queues.NAME).</param>
+public sealed record CreateQueue(string Name, QueueSettings? Settings = null) : IGuardianCommand;
+
+/// <summary>Looks a queue up by name; replies <see cref="QueueStarted"/> or a <see cref="Status.Failure"/>.</summary>
+/// <param name="Name">The queue's name.</param>
+public sealed record GetQueue(string Name) : IGuardianCommand;
+
+/// <summary>A queue exists and this is its ref.</summary>
+/// <param name="Name">The queue's name.</param>
+/// <param name="Queue">The queue actor.</param>
+public sealed record QueueStarted(string Name, IActorRef Queue);
+
+/// <summary>Starts a <see cref="ProducerActor"/> for a queue under the guardian; replies <see cref="ProducerStarted"/>.</summary>
+/// <param name="QueueName">The queue to produce to (it must exist).</param>
+/// <param name="ProducerId">The producer's stable id.</param>
+/// <param name="Settings">Its settings; null for actor-queue.producer.</param>
+public sealed record StartProducer(string QueueName, string ProducerId, ProducerSettings? Settings = null) : IGuardianCommand;
+
+/// <summary>The producer that was started.</summary>
+/// <param name="Producer">Send it <see cref="Produce"/>.</param>
+public sealed record ProducerStarted(IActorRef Producer);
+
+/// <summary>
+/// Starts a <see cref="ConsumerActor"/> for a queue under the guardian, behind a backoff supervisor that starts it
+/// again after a crash; replies <see cref="ConsumerStarted"/>.
+/// </summary>
+/// <param name="QueueName">The queue to consume (it must exist).</param>
+/// <param name="Handler">The user code run for each delivery.</param>
+/// <param name="Settings">Its settings; null for actor-queue.consumer.</param>
+public sealed record StartConsumer(string QueueName, IQueueHandler Handler, ConsumerSettings? Settings = null) : IGuardianCommand;
+
+/// <summary>The consumer that was started.</summary>
+/// <param name="Consumer">The backoff supervisor around the consumer; stop it to stop the consumer for good.</param>
+public sealed record ConsumerStarted(IActorRef Consumer);
+
+/// <summary>Drains every queue; replies <see cref="Akka.Done"/> once all have drained or stopped.</summary>
+public sealed record DrainAll : IGuardianCommand
+{
+    /// <summary>The one instance.</summary>
+    public static readonly DrainAll Instance = new();
+}

@@ -1,0 +1,64 @@
+namespace ActorQueue.Protocol;
+
+/// <summary>Marker for the messages a producer sends to a queue.</summary>
+public interface IProducerCommand;
+
+/// <summary>Marker for the messages a queue sends back to a producer.</summary>
+public interface IProducerReply;
+
+/// <summary>Why a message was not accepted.</summary>
+public enum RejectReason
+{
+    /// <summary>The queue had no room and its full mode is reject (or a drop mode found nothing to evict).</summary>
+    QueueFull,
+    /// <summary>The message was parked in full mode wait and no room freed up within full-wait-timeout.</summary>
+    WaitTimedOut,
+    /// <summary>The queue is draining and accepts nothing new.</summary>
+    Draining,
+    /// <summary>The queue has stopped.</summary>
+    QueueStopped,
+    /// <summary>A sequenced message came from a producer id the queue has not registered.</summary>
+    NotRegistered,
+    /// <summary>A sequenced message skipped a sequence number; the producer must resend from the one expected.</summary>
+    OutOfOrder,
+    /// <summary>The message itself is unusable (for example null).</summary>
+    InvalidMessage,
+    /// <summary>The producer already holds buffer-size messages the queue has not accepted.</summary>
+    ProducerBufferFull,
+}
+
+/// <summary>Registers (or re-registers) a producer; the queue replies with <see cref="ProducerCredit"/>.</summary>
+/// <param name="ProducerId">Stable id of the producer: sequence numbers and deduplication are kept per id.</param>
+public sealed record RegisterProducer(string ProducerId) : IProducerCommand
+{
+    /// <summary>The producer's stable id.</summary>
+    public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
+        ? throw new ArgumentException("A producer id must not be empty.", nameof(ProducerId)) : ProducerId;
+}
+
+/// <summary>A numbered message from a registered producer, sent within the credit the queue granted.</summary>
+/// <param name="ProducerId">The registered producer's id.</param>
+/// <param name="SeqNr">Per-producer sequence number, starting at 1, without gaps; a resent number is deduplicated.</param>
+/// <param name="Message">The payload.</param>
+public sealed record SequencedMessage(string ProducerId, long SeqNr, object Message) : IProducerCommand
+{
+    /// <summary>The payload; never null.</summary>
+    public object Message { get; init; } = Message ?? throw new ArgumentNullException(nameof(Message));
+
+    /// <summary>The per-producer sequence number (at least 1).</summary>
+    public long SeqNr { get; init; } = SeqNr >= 1 ? SeqNr : throw new ArgumentOutOfRangeException(nameof(SeqNr), SeqNr, "Sequence numbers start at 1.");
+}
+
+/// <summary>
+/// The queue's cumulative answer to a producer: every sequence number up to <paramref name="AcceptedSeqNr"/> is
+/// accepted (held by the queue), and the producer may send up to <paramref name="CreditSeqNr"/>.
+/// </summary>
+/// <param name="AcceptedSeqNr">Highest sequence number accepted so far (0 when none).</param>
+/// <param name="CreditSeqNr">Highest sequence number the producer may send now.</param>
+public sealed record ProducerCredit(long AcceptedSeqNr, long CreditSeqNr) : IProducerReply;
+
+/// <summary>The queue refused a sequenced message; nothing after it was accepted either.</summary>
+/// <param name="SeqNr">The refused sequence number.</param>
+/// <param name="Reason">Why.</param>
+/// <param name="Detail">A sentence for logs.</param>
+public sealed record SequenceRejected(long SeqNr, RejectReason Reason, string Detail) : IProducerReply;

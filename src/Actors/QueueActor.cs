@@ -1,0 +1,337 @@
+using System.Diagnostics;
+using ActorQueue.Core;
+using ActorQueue.Protocol;
+using Akka.Actor;
+using Akka.Event;
+
+namespace ActorQueue;
+
+/// <summary>
+/// The queue: owns one <see cref="QueueState"/>, turns protocol messages into core calls and the core's outcomes
+/// into sends. Replies that can wait (producer credit, deliveries) are gathered and sent once per burst of
+/// messages, when a self-sent flush comes round; one periodic tick drives every deadline and retry.
+/// Supervise it with Resume (as <see cref="QueueGuardian"/> does): a restart would lose its buffer.
+/// </summary>
+public sealed class QueueActor : UntypedActor, IWithTimers
+{
+    private readonly string _name;
+    private readonly QueueState _state;
+    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
+    private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+
+    private readonly Dictionary<IActorRef, int> _consumerIds = new();
+    private readonly Dictionary<int, IActorRef> _consumerRefs = new();
+    private readonly Dictionary<string, IActorRef> _producerRefs = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _producerIds = new();
+    private readonly List<IActorRef> _drainRequesters = new();
+
+    private readonly List<ConsumerDispatch> _dispatches = new();
+    private readonly List<ProducerUpdate> _updates = new();
+    private readonly List<ParkedOutcome> _parkedOutcomes = new();
+    private bool _flushPending;
+
+    /// <summary>Creates the Props of a queue.</summary>
+    /// <param name="name">The queue's name, used in stats, logs and errors.</param>
+    /// <param name="settings">Its settings; see <see cref="QueueSettings.Create(Akka.Configuration.Config, string?)"/>.</param>
+    public static Props Props(string name, QueueSettings settings)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        ArgumentNullException.ThrowIfNull(settings);
+        return Akka.Actor.Props.Create(() => new QueueActor(name, settings));
+    }
+
+    /// <summary>Creates a queue; use <see cref="Props(string, QueueSettings)"/> rather than calling this directly.</summary>
+    /// <param name="name">The queue's name.</param>
+    /// <param name="settings">Its settings.</param>
+    public QueueActor(string name, QueueSettings settings)
+    {
+        _name = name;
+        _state = new QueueState(settings);
+    }
+
+    /// <summary>The actor's timers (set by Akka).</summary>
+    public ITimerScheduler Timers { get; set; } = null!;
+
+    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+
+    /// <inheritdoc />
+    protected override void PreStart() =>
+        Timers.StartPeriodicTimer("tick", QueueTick.Instance, _state.Settings.TickInterval);
+
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        if (_state.Held > 0 || _state.DeadCount > 0)
+            _log.Warning("Queue {0} stopped holding {1} messages and {2} dead letters; an in-memory queue loses them.", _name, _state.Held, _state.DeadCount);
+    }
+
+    /// <inheritdoc />
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case SequencedMessage m: HandleSequenced(m); break;
+            case AckBatch m: HandleAckBatch(m); break;
+            case Ack m: Settled(m, m.DeliveryId, _state.Ack(ConsumerOf(Sender), m.DeliveryId)); break;
+            case Pull m: HandlePull(m); break;
+            case QueueFlush: Flush(); break;
+            case Nack m: HandleNack(m); break;
+            case InProgress m: Settled(m, m.DeliveryId, _state.Extend(ConsumerOf(Sender), m.DeliveryId, Now)); break;
+            case Enqueue m: HandleEnqueue(m); break;
+            case RegisterProducer m: HandleRegisterProducer(m); break;
+            case QueueTick: HandleTick(); break;
+            case Terminated m: HandleTerminated(m.ActorRef); break;
+            case Detach: HandleTerminated(Sender); break;
+            case GetStats: Sender.Tell(_state.GetStats(_name)); break;
+            case GetDeadLetters m: HandleGetDeadLetters(m); break;
+            case RedriveDeadLetter m: Redriven(_state.Redrive(m.MessageId) ? 1 : 0); break;
+            case RedriveAllDeadLetters: Redriven(_state.RedriveAll()); break;
+            case Drain: HandleDrain(); break;
+            default: Invalid(message, $"Queue {_name} does not understand {message.GetType().FullName}."); break;
+        }
+        _state.AssertInvariants();
+    }
+
+    private void HandleSequenced(SequencedMessage m)
+    {
+        // Null cannot come through the constructor, but a deserialized or `with`-built message can carry one.
+        var result = _state.EnqueueSequenced(m.ProducerId, m.SeqNr, m.Message, Sender, Now);
+        switch (result.Status)
+        {
+            case EnqueueStatus.Accepted:
+                if (result.Evicted is { } evicted) PublishDropped(evicted);
+                RequestFlush();
+                break;
+            case EnqueueStatus.Duplicate:
+                // A resend of something accepted: tell the producer again where it stands.
+                _state.ForgetReported(m.ProducerId);
+                RequestFlush();
+                break;
+            case EnqueueStatus.Rejected:
+                _log.Debug("Queue {0} rejected message {1} of producer {2}: {3}", _name, m.SeqNr, m.ProducerId, result.Detail);
+                Sender.Tell(new SequenceRejected(m.SeqNr, result.Reason, result.Detail!));
+                break;
+        }
+    }
+
+    private void HandleEnqueue(Enqueue m)
+    {
+        var result = _state.Enqueue(m.Message, m.CorrelationId, Sender, Now);
+        switch (result.Status)
+        {
+            case EnqueueStatus.Accepted:
+                if (result.Evicted is { } evicted) PublishDropped(evicted);
+                Reply(Sender, new EnqueueAccepted(m.CorrelationId));
+                RequestFlush();
+                break;
+            case EnqueueStatus.Rejected:
+                Reply(Sender, new EnqueueRejected(m.CorrelationId, result.Reason, result.Detail!));
+                break;
+        }
+    }
+
+    private void HandleRegisterProducer(RegisterProducer m)
+    {
+        if (_producerRefs.TryGetValue(m.ProducerId, out var previous) && !previous.Equals(Sender))
+        {
+            _producerIds.Remove(previous);
+            Context.Unwatch(previous);
+        }
+        if (_producerIds.TryGetValue(Sender, out var otherId) && otherId != m.ProducerId)
+        {
+            _producerRefs.Remove(otherId);
+            _state.DeactivateProducer(otherId);
+        }
+        _producerRefs[m.ProducerId] = Sender;
+        _producerIds[Sender] = m.ProducerId;
+        Context.Watch(Sender);
+        _state.RegisterProducer(m.ProducerId);
+        _state.ForgetReported(m.ProducerId);
+        RequestFlush();
+    }
+
+    private void HandlePull(Pull m)
+    {
+        if (m.Count < 1)
+        {
+            Invalid(m, $"Pull must ask for at least 1 delivery, not {m.Count}.");
+            return;
+        }
+        if (!_consumerIds.TryGetValue(Sender, out var id))
+        {
+            if (Sender.IsNobody())
+            {
+                Invalid(m, "Pull needs a sender to deliver to.");
+                return;
+            }
+            id = _state.AddConsumer();
+            _consumerIds.Add(Sender, id);
+            _consumerRefs.Add(id, Sender);
+            Context.Watch(Sender);
+            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout));
+            _log.Debug("Queue {0}: consumer {1} registered as {2}", _name, Sender, id);
+        }
+        _state.Pull(id, m.Count);
+        RequestFlush();
+    }
+
+    private void HandleAckBatch(AckBatch m)
+    {
+        var consumer = ConsumerOf(Sender);
+        foreach (var id in m.DeliveryIds)
+        {
+            var error = _state.Ack(consumer, id);
+            if (error is not null) SettleFailed(m, id, error.Value);
+        }
+        RequestFlush();
+    }
+
+    private void HandleNack(Nack m)
+    {
+        var error = _state.Nack(ConsumerOf(Sender), m.DeliveryId, m.Delay, m.Reason, Now, out var outcome);
+        if (error is null && outcome == NackOutcome.DeadLettered)
+            _log.Warning("Queue {0}: delivery {1} dead-lettered after max attempts ({2}): {3}", _name, m.DeliveryId, _state.Settings.MaxAttempts, m.Reason ?? "no reason given");
+        Settled(m, m.DeliveryId, error);
+    }
+
+    private void Settled(object command, long deliveryId, SettleError? error)
+    {
+        if (error is { } e) SettleFailed(command, deliveryId, e);
+        else RequestFlush();
+    }
+
+    private void SettleFailed(object command, long deliveryId, SettleError error)
+    {
+        _state.RecordInvalid();
+        _log.Warning("Queue {0}: {1} from {2} refused: {3}", _name, command.GetType().Name, Sender, error);
+        Reply(Sender, new SettleRejected(deliveryId, error));
+    }
+
+    private void HandleTick()
+    {
+        _state.Tick(Now, _parkedOutcomes);
+        ReplyParked();
+        RequestFlush();
+    }
+
+    private void HandleTerminated(IActorRef actor)
+    {
+        if (_consumerIds.Remove(actor, out var consumerId))
+        {
+            _consumerRefs.Remove(consumerId);
+            Context.Unwatch(actor);
+            var returned = _state.RemoveConsumer(consumerId, Now);
+            if (returned > 0) _log.Info("Queue {0}: consumer {1} left holding {2} deliveries; they are redelivered.", _name, actor, returned);
+            RequestFlush();
+        }
+        else if (_producerIds.Remove(actor, out var producerId))
+        {
+            _producerRefs.Remove(producerId);
+            _state.DeactivateProducer(producerId);
+            RequestFlush();
+        }
+    }
+
+    private void HandleGetDeadLetters(GetDeadLetters m)
+    {
+        var entries = new List<DeadEntry>();
+        _state.CopyDeadLetters(m.Max, entries);
+        var items = new DeadLetteredMessage[entries.Count];
+        for (var i = 0; i < items.Length; i++)
+        {
+            var e = entries[i];
+            items[i] = new DeadLetteredMessage(e.Message.MessageId, e.Message.Message, e.Message.Attempts, e.Reason, _startedAt + e.At);
+        }
+        Sender.Tell(new DeadLetterList(items, _state.DeadCount));
+    }
+
+    private void Redriven(int count)
+    {
+        Sender.Tell(new Redriven(count, _state.DeadCount));
+        if (count > 0) RequestFlush();
+    }
+
+    private void HandleDrain()
+    {
+        if (!Sender.IsNobody()) _drainRequesters.Add(Sender);
+        if (!_state.IsDraining)
+        {
+            _log.Info("Queue {0} draining: {1} held, accepting nothing new.", _name, _state.Held);
+            _state.BeginDrain(_parkedOutcomes);
+            ReplyParked();
+        }
+        RequestFlush();
+    }
+
+    private void RequestFlush()
+    {
+        if (_flushPending) return;
+        _flushPending = true;
+        Self.Tell(QueueFlush.Instance);
+    }
+
+    private void Flush()
+    {
+        _flushPending = false;
+        var now = Now;
+        _state.AdmitParked(now, _parkedOutcomes);
+        ReplyParked();
+        _state.GrantCredit();
+
+        _state.CollectProducerUpdates(_updates);
+        foreach (var u in _updates)
+            if (_producerRefs.TryGetValue(u.ProducerId, out var producer))
+                producer.Tell(new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr));
+        _updates.Clear();
+
+        _state.Dispatch(now, _dispatches);
+        foreach (var d in _dispatches)
+            _consumerRefs[d.ConsumerId].Tell(new DeliveryBatch(d.Deliveries));
+        _dispatches.Clear();
+
+        if (_state.IsDrained)
+        {
+            _log.Info("Queue {0} drained; stopping.", _name);
+            foreach (var r in _drainRequesters) r.Tell(new Drained(_name));
+            Context.Stop(Self);
+        }
+    }
+
+    private void ReplyParked()
+    {
+        foreach (var o in _parkedOutcomes)
+        {
+            var p = o.Parked;
+            if (p.ReplyTo is not IActorRef replyTo) continue;
+            if (p.ProducerId is not null)
+            {
+                // An accepted sequenced message is acknowledged cumulatively by the next ProducerCredit.
+                if (!o.Accepted) Reply(replyTo, new SequenceRejected(p.SeqNr, o.Reason, o.Detail!));
+            }
+            else if (o.Accepted) Reply(replyTo, new EnqueueAccepted(p.CorrelationId));
+            else Reply(replyTo, new EnqueueRejected(p.CorrelationId, o.Reason, o.Detail!));
+        }
+        _parkedOutcomes.Clear();
+    }
+
+    private void PublishDropped(QueuedMessage evicted)
+    {
+        _log.Debug("Queue {0} evicted message {1} ({2})", _name, evicted.MessageId, _state.Settings.FullMode);
+        Context.System.EventStream.Publish(new MessageDropped(_name, evicted.MessageId, evicted.Message, _state.Settings.FullMode));
+    }
+
+    private void Invalid(object message, string reason)
+    {
+        _state.RecordInvalid();
+        _log.Warning("Queue {0}: invalid request from {1}: {2}", _name, Sender, reason);
+        Reply(Sender, new InvalidRequest(message, reason));
+    }
+
+    private int ConsumerOf(IActorRef sender) => _consumerIds.TryGetValue(sender, out var id) ? id : -1;
+
+    private static void Reply(IActorRef to, object message)
+    {
+        if (!to.IsNobody()) to.Tell(message);
+    }
+}

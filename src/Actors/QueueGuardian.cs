@@ -1,0 +1,182 @@
+using ActorQueue.Protocol;
+using Akka;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Event;
+using Akka.Pattern;
+
+namespace ActorQueue;
+
+/// <summary>
+/// The root of ActorQueue in a system (one per ActorSystem, started by <see cref="ActorQueueExtension"/>): creates
+/// queues by name and supervises them, their producers and their consumers.
+/// <list type="bullet">
+/// <item>Queue or producer throws: logged and resumed, so the buffer and everything accepted stay.</item>
+/// <item>Consumer crashes (or is killed): its backoff supervisor stops it and starts a fresh one after backoff; the
+/// queue sees the old one terminate and redelivers what it held.</item>
+/// <item>Explicit Kill of a queue or producer, a failed constructor or a death pact: stopped.</item>
+/// </list>
+/// </summary>
+public sealed class QueueGuardian : UntypedActor
+{
+    private readonly Config _config;
+    private readonly ILoggingAdapter _log = Context.GetLogger();
+    private readonly Dictionary<string, IActorRef> _queues = new(StringComparer.Ordinal);
+    private int _consumerCount;
+
+    /// <summary>Creates the Props of a guardian reading queue settings from <paramref name="config"/>.</summary>
+    /// <param name="config">The system's configuration; reference.conf is used beneath it.</param>
+    public static Props Props(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return Akka.Actor.Props.Create(() => new QueueGuardian(config));
+    }
+
+    /// <summary>Creates a guardian; use <see cref="Props(Config)"/> rather than calling this directly.</summary>
+    /// <param name="config">The system's configuration.</param>
+    public QueueGuardian(Config config) => _config = config.WithFallback(ActorQueueConfig.Default());
+
+    /// <summary>The decision for a failing child, by exception: everything is resumed except deliberate stops.</summary>
+    public static Directive Decide(Exception cause) => cause switch
+    {
+        ActorInitializationException or ActorKilledException or DeathPactException => Directive.Stop,
+        _ => Directive.Resume,
+    };
+
+    /// <inheritdoc />
+    protected override SupervisorStrategy SupervisorStrategy() =>
+        new OneForOneStrategy(Decide, loggingEnabled: true);
+
+    /// <inheritdoc />
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case CreateQueue m: HandleCreateQueue(m); break;
+            case GetQueue m:
+                if (_queues.TryGetValue(m.Name, out var q)) Sender.Tell(new QueueStarted(m.Name, q));
+                else Sender.Tell(new Status.Failure(NoSuchQueue(m.Name)));
+                break;
+            case StartProducer m: HandleStartProducer(m); break;
+            case StartConsumer m: HandleStartConsumer(m); break;
+            case DrainAll: HandleDrainAll(); break;
+            case Terminated m: ForgetQueue(m.ActorRef); break;
+            default: Unhandled(message); break;
+        }
+    }
+
+    private void HandleCreateQueue(CreateQueue m)
+    {
+        if (_queues.TryGetValue(m.Name, out var existing))
+        {
+            Sender.Tell(new QueueStarted(m.Name, existing));
+            return;
+        }
+        try
+        {
+            if (string.IsNullOrEmpty(m.Name) || !ActorPath.IsValidPathElement(m.Name))
+                throw new ArgumentException($"Queue name '{m.Name}' is not a valid actor name (letters, digits and -_.*$+:@&=,!~';).", nameof(m.Name));
+            var settings = m.Settings ?? QueueSettings.Create(_config, m.Name);
+            var queue = Context.ActorOf(QueueActor.Props(m.Name, settings), m.Name);
+            Context.Watch(queue);
+            _queues.Add(m.Name, queue);
+            _log.Info("Queue {0} created (capacity {1}, full mode {2}).", m.Name, settings.Capacity, settings.FullMode);
+            Sender.Tell(new QueueStarted(m.Name, queue));
+        }
+        catch (Exception e) when (e is ConfigurationException or ArgumentException)
+        {
+            _log.Error(e, "Queue {0} could not be created.", m.Name);
+            Sender.Tell(new Status.Failure(e));
+        }
+    }
+
+    private void HandleStartProducer(StartProducer m)
+    {
+        if (!_queues.TryGetValue(m.QueueName, out var queue))
+        {
+            Sender.Tell(new Status.Failure(NoSuchQueue(m.QueueName)));
+            return;
+        }
+        var settings = m.Settings ?? ProducerSettings.Create(_config);
+        var name = $"producer-{m.QueueName}-{Uri.EscapeDataString(m.ProducerId)}";
+        if (!Context.Child(name).IsNobody())
+        {
+            Sender.Tell(new Status.Failure(new InvalidOperationException($"Producer '{m.ProducerId}' of queue {m.QueueName} is already running.")));
+            return;
+        }
+        Sender.Tell(new ProducerStarted(Context.ActorOf(ProducerActor.Props(queue, m.ProducerId, settings), name)));
+    }
+
+    private void HandleStartConsumer(StartConsumer m)
+    {
+        if (!_queues.TryGetValue(m.QueueName, out var queue))
+        {
+            Sender.Tell(new Status.Failure(NoSuchQueue(m.QueueName)));
+            return;
+        }
+        var s = m.Settings ?? ConsumerSettings.Create(_config);
+        var n = ++_consumerCount;
+        // Every failure, Kill included, restarts the consumer - as a new actor after backoff, so the queue
+        // sees the old one terminate and redelivers what it held.
+        var options = Backoff.OnFailure(ConsumerActor.Props(queue, m.Handler, s), "consumer", s.RestartMinBackoff, s.RestartMaxBackoff, s.RestartRandomFactor, -1)
+            .WithSupervisorStrategy(new OneForOneStrategy(Decider.From(_ => Directive.Restart)));
+        Sender.Tell(new ConsumerStarted(Context.ActorOf(BackoffSupervisor.Props(options), $"consumer-{m.QueueName}-{n}")));
+    }
+
+    private void HandleDrainAll()
+    {
+        var queues = _queues.Values.ToArray();
+        var replyTo = Sender;
+        Context.ActorOf(Akka.Actor.Props.Create(() => new DrainCoordinator(queues, replyTo)));
+    }
+
+    private void ForgetQueue(IActorRef queue)
+    {
+        foreach (var (name, q) in _queues)
+        {
+            if (!q.Equals(queue)) continue;
+            _queues.Remove(name);
+            _log.Info("Queue {0} stopped.", name);
+            return;
+        }
+    }
+
+    private static InvalidOperationException NoSuchQueue(string name) =>
+        new($"There is no queue named '{name}'; create it with CreateQueue first.");
+
+    /// <summary>Sends Drain to each queue and answers Done once each has drained or stopped.</summary>
+    private sealed class DrainCoordinator : UntypedActor
+    {
+        private readonly HashSet<IActorRef> _waiting;
+        private readonly IActorRef _replyTo;
+
+        public DrainCoordinator(IActorRef[] queues, IActorRef replyTo)
+        {
+            _waiting = new HashSet<IActorRef>(queues);
+            _replyTo = replyTo;
+        }
+
+        protected override void PreStart()
+        {
+            foreach (var q in _waiting)
+            {
+                Context.Watch(q);
+                q.Tell(Drain.Instance);
+            }
+            CheckDone();
+        }
+
+        protected override void OnReceive(object message)
+        {
+            if (message is Terminated t) _waiting.Remove(t.ActorRef);
+            CheckDone();
+        }
+
+        private void CheckDone()
+        {
+            if (_waiting.Count > 0) return;
+            _replyTo.Tell(Done.Instance);
+            Context.Stop(Self);
+        }
+    }
+}
