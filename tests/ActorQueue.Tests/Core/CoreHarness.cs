@@ -1,0 +1,74 @@
+using ActorQueue.Core;
+using ActorQueue.Protocol;
+
+namespace ActorQueue.Tests.Core;
+
+/// <summary>A QueueState with its events recorded, a clock to move, and short-hands for the common steps.</summary>
+internal sealed class CoreHarness
+{
+    public readonly List<QueueEvent> Events = new();
+    public readonly QueueState State;
+    public readonly List<ConsumerDispatch> Dispatched = new();
+    public readonly List<ProducerUpdate> Updates = new();
+    public readonly List<ParkedOutcome> Parked = new();
+    public TimeSpan Now = TimeSpan.FromSeconds(1);
+
+    public CoreHarness(QueueSettings? settings = null, int seed = 42)
+    {
+        Settings = settings ?? new QueueSettings { Capacity = 10, RetryRandomFactor = 0 };
+        State = new QueueState(Settings, new Random(seed), Events.Add);
+    }
+
+    public QueueSettings Settings { get; }
+
+    public EnqueueResult Enqueue(object message, long correlationId = 0) => State.Enqueue(message, correlationId, null, Now);
+
+    public void EnqueueMany(int count, string prefix = "m")
+    {
+        for (var i = 0; i < count; i++)
+        {
+            var r = Enqueue($"{prefix}{i}");
+            if (r.Status != EnqueueStatus.Accepted) throw new InvalidOperationException($"{prefix}{i} was {r.Status}: {r.Detail}");
+        }
+    }
+
+    public int Consumer(int demand)
+    {
+        var id = State.AddConsumer();
+        if (demand > 0) State.Pull(id, demand);
+        return id;
+    }
+
+    /// <summary>Dispatches and returns every delivery made, in order.</summary>
+    public List<(int Consumer, Delivery Delivery)> Dispatch()
+    {
+        Dispatched.Clear();
+        State.Dispatch(Now, Dispatched);
+        var all = new List<(int, Delivery)>();
+        foreach (var d in Dispatched)
+            foreach (var x in d.Deliveries) all.Add((d.ConsumerId, x));
+        return all;
+    }
+
+    public List<ProducerUpdate> CollectUpdates()
+    {
+        Updates.Clear();
+        State.CollectProducerUpdates(Updates);
+        return Updates;
+    }
+
+    public void Tick(TimeSpan advance)
+    {
+        Now += advance;
+        Parked.Clear();
+        State.Tick(Now, Parked);
+    }
+
+    /// <summary>A fresh state with the recorded events applied: it must describe itself as the live one does.</summary>
+    public QueueState Replay()
+    {
+        var replayed = new QueueState(Settings, new Random(0));
+        foreach (var e in Events) replayed.Apply(e);
+        return replayed;
+    }
+}
