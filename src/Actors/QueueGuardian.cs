@@ -44,8 +44,15 @@ public sealed class QueueGuardian : UntypedActor
     };
 
     /// <inheritdoc />
-    protected override SupervisorStrategy SupervisorStrategy() =>
-        new OneForOneStrategy(Decide, loggingEnabled: true);
+    protected override SupervisorStrategy SupervisorStrategy() => new LoggingStrategy();
+
+    /// <summary>Akka logs a resumed failure as a one-line warning; a failing queue is a bug worth its stack trace.</summary>
+    private sealed class LoggingStrategy() : OneForOneStrategy(Decide)
+    {
+        protected override void LogFailure(IActorContext context, IActorRef child, Exception cause, Directive directive) =>
+            context.System.EventStream.Publish(new Error(cause, child.Path.ToString(), typeof(QueueGuardian),
+                $"{child.Path.Name} failed ({directive}{(directive == Directive.Resume ? ", state kept" : "")}): {cause.Message}"));
+    }
 
     /// <inheritdoc />
     protected override void OnReceive(object message)
