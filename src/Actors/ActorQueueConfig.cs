@@ -19,6 +19,14 @@ public static class ActorQueueConfig
     public static Config For(ActorSystem system)
     {
         ArgumentNullException.ThrowIfNull(system);
-        return system.Settings.Config.WithFallback(Default());
+        return WithDefaults(system.Settings.Config);
+    }
+
+    /// <summary><paramref name="config"/> with ActorQueue's defaults beneath it.</summary>
+    /// <param name="config">Any configuration; the defaults themselves are returned as they are.</param>
+    public static Config WithDefaults(Config config)
+    {
+        ArgumentNullException.ThrowIfNull(config);
+        return ReferenceEquals(config, Default()) ? config : config.WithFallback(Default());
     }
 }

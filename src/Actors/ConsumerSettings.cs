@@ -44,7 +44,7 @@ public sealed record ConsumerSettings
     {
         ArgumentNullException.ThrowIfNull(config);
         const string path = ActorQueueConfig.Root + ".consumer";
-        var r = new SettingsReader(config.WithFallback(ActorQueueConfig.Default()).GetConfig(path), path);
+        var r = new SettingsReader(ActorQueueConfig.WithDefaults(config).GetConfig(path), path);
         return new ConsumerSettings
         {
             Prefetch = r.Int("prefetch", 1),

@@ -24,7 +24,7 @@ public sealed record ProducerSettings
     {
         ArgumentNullException.ThrowIfNull(config);
         const string path = ActorQueueConfig.Root + ".producer";
-        var r = new SettingsReader(config.WithFallback(ActorQueueConfig.Default()).GetConfig(path), path);
+        var r = new SettingsReader(ActorQueueConfig.WithDefaults(config).GetConfig(path), path);
         return new ProducerSettings
         {
             BufferSize = r.Int("buffer-size", 1),

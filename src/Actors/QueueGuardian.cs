@@ -34,7 +34,7 @@ public sealed class QueueGuardian : UntypedActor
 
     /// <summary>Creates a guardian; use <see cref="Props(Config)"/> rather than calling this directly.</summary>
     /// <param name="config">The system's configuration.</param>
-    public QueueGuardian(Config config) => _config = config.WithFallback(ActorQueueConfig.Default());
+    public QueueGuardian(Config config) => _config = ActorQueueConfig.WithDefaults(config);
 
     /// <summary>The decision for a failing child, by exception: everything is resumed except deliberate stops.</summary>
     public static Directive Decide(Exception cause) => cause switch

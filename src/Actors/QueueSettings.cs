@@ -70,7 +70,7 @@ public sealed record QueueSettings
     public static QueueSettings Create(Config config, string? queueName = null)
     {
         ArgumentNullException.ThrowIfNull(config);
-        var merged = config.WithFallback(ActorQueueConfig.Default());
+        var merged = ActorQueueConfig.WithDefaults(config);
         const string defaultsPath = ActorQueueConfig.Root + ".queue";
         var defaults = merged.GetConfig(defaultsPath);
         Config? overrides = null;

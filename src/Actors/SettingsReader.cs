@@ -32,7 +32,7 @@ internal readonly struct SettingsReader(Config config, string path, Config? over
         var raw = Raw(key);
         TimeSpan value;
         try { value = config.GetTimeSpan(key, null, allowInfinite: false); }
-        catch (Exception e) { throw Invalid(key, raw, "it must be a duration such as 500ms, 5s or 1m", e); }
+        catch (Exception e) { throw Invalid(key, raw, $"it must be a {(allowZero ? "non-negative" : "positive")} duration such as 500ms, 5s or 1m", e); }
         if (value < TimeSpan.Zero || (!allowZero && value == TimeSpan.Zero))
             throw Invalid(key, raw, allowZero ? "it must not be negative" : "it must be a positive duration");
         return value;

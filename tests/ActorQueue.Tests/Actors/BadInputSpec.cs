@@ -1,0 +1,147 @@
+using ActorQueue.Protocol;
+using ActorQueue.Tests.Support;
+using Akka.Actor;
+using Akka.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ActorQueue.Tests.Actors;
+
+/// <summary>
+/// Each kind of bad input gets a clear reply, is counted, and leaves the queue working with nothing it had
+/// accepted lost (every test ends by moving the held message through).
+/// </summary>
+public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
+{
+    private readonly IActorRef _queue;
+    private readonly TestProbe _consumer;
+
+    public BadInputSpec(ITestOutputHelper output) : base(Specs.Hocon, output: output)
+    {
+        _queue = Sys.ActorOf(QueueActor.Props("q", Specs.Queue()));
+        _consumer = CreateTestProbe();
+    }
+
+    private async Task<Delivery> HeldDeliveryAsync()
+    {
+        _queue.Tell(new Enqueue("precious", 1));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await _consumer.PullAsync(_queue, 1);
+        return (await _consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+    }
+
+    private async Task QueueStillWorksAsync(long expectedInvalid, long expectedRejected = 0)
+    {
+        _queue.Tell(new Enqueue("after", 99));
+        await ExpectMsgAsync(new EnqueueAccepted(99));
+        var stats = await _queue.StatsAsync();
+        Assert.Equal((expectedInvalid, expectedRejected), (stats.Invalid, stats.Rejected));
+        Assert.Equal(stats.Enqueued, stats.Held + stats.Acked);
+    }
+
+    [Fact]
+    public void Null_message_is_refused_by_the_constructor()
+    {
+        Assert.Equal("Message", Assert.Throws<ArgumentNullException>(() => new Enqueue(null!)).ParamName);
+        Assert.Throws<ArgumentNullException>(() => new SequencedMessage("p", 1, null!));
+        Assert.Throws<ArgumentNullException>(() => new Produce(null!));
+    }
+
+    [Fact]
+    public async Task Null_message_that_gets_through_is_rejected_as_invalid()
+    {
+        _queue.Tell(new Enqueue("x", 5) with { Message = null! });
+        var rejected = await ExpectMsgAsync<EnqueueRejected>();
+        Assert.Equal((5, RejectReason.InvalidMessage), (rejected.CorrelationId, rejected.Reason));
+        await QueueStillWorksAsync(expectedInvalid: 0, expectedRejected: 1);
+    }
+
+    [Fact]
+    public async Task Ack_of_an_unknown_delivery_id_is_refused()
+    {
+        var held = await HeldDeliveryAsync();
+        _queue.Tell(new Ack(424242), _consumer);
+        Assert.Equal(new SettleRejected(424242, SettleError.UnknownDelivery), await _consumer.ExpectMsgAsync<SettleRejected>());
+        _queue.Tell(new Ack(held.DeliveryId), _consumer);
+        await QueueStillWorksAsync(expectedInvalid: 1);
+    }
+
+    [Fact]
+    public async Task Duplicate_ack_is_refused_as_already_settled()
+    {
+        var held = await HeldDeliveryAsync();
+        _queue.Tell(new Ack(held.DeliveryId), _consumer);
+        _queue.Tell(new Ack(held.DeliveryId), _consumer);
+        Assert.Equal(SettleError.AlreadySettled, (await _consumer.ExpectMsgAsync<SettleRejected>()).Error);
+        await QueueStillWorksAsync(expectedInvalid: 1);
+        Assert.Equal(1, (await _queue.StatsAsync()).Acked);
+    }
+
+    [Fact]
+    public async Task Ack_or_nack_from_a_consumer_that_does_not_hold_the_delivery_is_refused()
+    {
+        var held = await HeldDeliveryAsync();
+        var intruder = CreateTestProbe();
+        _queue.Tell(new Ack(held.DeliveryId), intruder);
+        Assert.Equal(SettleError.NotHolder, (await intruder.ExpectMsgAsync<SettleRejected>()).Error);
+        _queue.Tell(new Nack(held.DeliveryId), intruder);
+        Assert.Equal(SettleError.NotHolder, (await intruder.ExpectMsgAsync<SettleRejected>()).Error);
+        Assert.Equal(1, (await _queue.StatsAsync()).InFlight);
+        _queue.Tell(new Ack(held.DeliveryId), _consumer);
+        await QueueStillWorksAsync(expectedInvalid: 2);
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(-5)]
+    public async Task Pull_of_zero_or_a_negative_count_is_refused(int count)
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new Pull(count));
+        _queue.Tell(new Pull(1) with { Count = count }, _consumer);
+        var invalid = await _consumer.ExpectMsgAsync<InvalidRequest>();
+        Assert.Contains($"not {count}", invalid.Reason);
+        await QueueStillWorksAsync(expectedInvalid: 1);
+        Assert.Equal(0, (await _queue.StatsAsync()).Consumers);
+    }
+
+    [Fact]
+    public async Task Enqueue_from_an_unregistered_producer_is_rejected()
+    {
+        _queue.Tell(new SequencedMessage("stranger", 1, "x"));
+        var rejected = await ExpectMsgAsync<SequenceRejected>();
+        Assert.Equal(RejectReason.NotRegistered, rejected.Reason);
+        Assert.Contains("stranger", rejected.Detail);
+        await QueueStillWorksAsync(expectedInvalid: 0, expectedRejected: 1);
+    }
+
+    [Fact]
+    public async Task Unknown_message_is_answered_and_counted()
+    {
+        _queue.Tell(new { Hello = "queue" });
+        var invalid = await ExpectMsgAsync<InvalidRequest>();
+        Assert.Contains("does not understand", invalid.Reason);
+        await QueueStillWorksAsync(expectedInvalid: 1);
+    }
+
+    [Fact]
+    public async Task Handler_that_throws_hangs_or_faults_never_loses_the_message()
+    {
+        var attempts = 0;
+        var handler = QueueHandler.From(async (d, ct) =>
+        {
+            switch (Interlocked.Increment(ref attempts))
+            {
+                case 1: throw new InvalidOperationException("thrown");
+                case 2: await Task.Delay(Timeout.Infinite, ct); break;
+                case 3: await Task.FromException(new InvalidOperationException("faulted")); break;
+            }
+        });
+        var consumer = Sys.ActorOf(ConsumerActor.Props(_queue, handler, new ConsumerSettings { HandlerTimeout = TimeSpan.FromMilliseconds(200) }));
+        _queue.Tell(new Enqueue("survivor", 1));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await _queue.StatsAsync()).Acked), TimeSpan.FromSeconds(5));
+        var stats = await _queue.StatsAsync();
+        Assert.Equal((4, 3, 0), (attempts, (int)stats.Nacked, stats.Dead));
+        Sys.Stop(consumer);
+    }
+}

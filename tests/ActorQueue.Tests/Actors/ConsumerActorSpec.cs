@@ -1,0 +1,193 @@
+using ActorQueue.Protocol;
+using ActorQueue.Tests.Support;
+using Akka.Actor;
+using Akka.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ActorQueue.Tests.Actors;
+
+public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
+{
+    public ConsumerActorSpec(ITestOutputHelper output) : base(Specs.Hocon, output: output) { }
+
+    private static readonly ConsumerSettings Settings = new() { Prefetch = 4, Concurrency = 2, HandlerTimeout = TimeSpan.FromSeconds(10) };
+
+    private static DeliveryBatch Batch(params object[] messages) =>
+        new(messages.Select((m, i) => new Delivery(i + 1, m, 1)).ToArray());
+
+    private async Task<(TestProbe Queue, IActorRef Consumer)> StartAsync(IQueueHandler handler, ConsumerSettings? settings = null, TimeSpan? ackTimeout = null)
+    {
+        var s = settings ?? Settings;
+        var queue = CreateTestProbe();
+        var consumer = Sys.ActorOf(ConsumerActor.Props(queue.Ref, handler, s));
+        Assert.Equal(s.Prefetch, (await queue.ExpectMsgAsync<Pull>()).Count);
+        queue.Reply(new ConsumerRegistered("q", ackTimeout ?? TimeSpan.FromSeconds(30)));
+        return (queue, consumer);
+    }
+
+    /// <summary>Collects acked delivery ids (Ack or AckBatch) until <paramref name="count"/> are in, skipping pulls.</summary>
+    private static async Task<List<long>> ExpectAcksAsync(TestProbe queue, int count)
+    {
+        var acked = new List<long>();
+        while (acked.Count < count)
+        {
+            switch (await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3)))
+            {
+                case Ack a: acked.Add(a.DeliveryId); break;
+                case AckBatch b: acked.AddRange(b.DeliveryIds); break;
+                case Pull or InProgress: break;
+                case var other: throw new Xunit.Sdk.XunitException($"Expected an ack but got {other}.");
+            }
+        }
+        return acked;
+    }
+
+    private static async Task<Nack> ExpectNackAsync(TestProbe queue) =>
+        await queue.FishForMessageAsync<Nack>(m => m is Nack, TimeSpan.FromSeconds(3));
+
+    [Fact]
+    public async Task Consumer_must_ack_what_its_handler_completes_in_batches()
+    {
+        var handler = new RecordingHandler();
+        var (queue, consumer) = await StartAsync(handler);
+        consumer.Tell(Batch("a", "b", "c"), queue.Ref);
+        var acked = await ExpectAcksAsync(queue, 3);
+        Assert.Equal(new long[] { 1, 2, 3 }, acked.Order());
+        Assert.Equal(3, handler.DistinctCompleted);
+    }
+
+    [Fact]
+    public async Task Consumer_must_pull_more_as_it_frees_its_prefetch_window()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask));
+        consumer.Tell(Batch("a", "b", "c", "d"), queue.Ref);
+        var pull = await queue.FishForMessageAsync<Pull>(m => m is Pull);
+        Assert.InRange(pull.Count, 2, 4);
+    }
+
+    [Fact]
+    public async Task Consumer_must_run_no_more_handlers_at_once_than_its_concurrency()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var running = 0;
+        var peak = 0;
+        var handler = QueueHandler.From(async (_, _) =>
+        {
+            var now = Interlocked.Increment(ref running);
+            InterlockedMax(ref peak, now);
+            await release.Task;
+            Interlocked.Decrement(ref running);
+        });
+        var (queue, consumer) = await StartAsync(handler);
+        consumer.Tell(Batch(1, 2, 3, 4), queue.Ref);
+        await AwaitConditionAsync(() => Task.FromResult(Volatile.Read(ref running) == 2));
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(150));
+        Assert.Equal(2, Volatile.Read(ref running));
+        release.SetResult();
+        Assert.Equal(4, (await ExpectAcksAsync(queue, 4)).Count);
+        Assert.Equal(2, peak);
+    }
+
+    [Fact]
+    public async Task Consumer_must_nack_when_the_handler_throws()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From((d, _) => throw new FormatException($"cannot read {d.Message}")));
+        consumer.Tell(Batch("x"), queue.Ref);
+        var nack = await ExpectNackAsync(queue);
+        Assert.Equal(1, nack.DeliveryId);
+        Assert.Null(nack.Delay); // the queue's backoff applies
+        Assert.Contains("cannot read x", nack.Reason);
+    }
+
+    [Fact]
+    public async Task Consumer_must_nack_when_the_handler_returns_a_faulted_task()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From(async (_, _) =>
+        {
+            await Task.Yield();
+            throw new TimeoutException("downstream timed out");
+        }));
+        consumer.Tell(Batch("x"), queue.Ref);
+        Assert.Contains("downstream timed out", (await ExpectNackAsync(queue)).Reason);
+    }
+
+    [Fact]
+    public async Task Consumer_must_nack_when_the_handler_returns_a_null_task()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => null!));
+        consumer.Tell(Batch("x"), queue.Ref);
+        Assert.Contains("null Task", (await ExpectNackAsync(queue)).Reason);
+    }
+
+    [Fact]
+    public async Task Consumer_must_report_progress_while_a_slow_handler_runs()
+    {
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => release.Task), ackTimeout: TimeSpan.FromMilliseconds(600));
+        consumer.Tell(Batch("slow"), queue.Ref);
+        var first = await queue.FishForMessageAsync<InProgress>(m => m is InProgress, TimeSpan.FromSeconds(2));
+        var second = await queue.FishForMessageAsync<InProgress>(m => m is InProgress, TimeSpan.FromSeconds(2));
+        Assert.Equal((1L, 1L), (first.DeliveryId, second.DeliveryId));
+        release.SetResult();
+        Assert.Equal(new long[] { 1 }, await ExpectAcksAsync(queue, 1));
+    }
+
+    [Fact]
+    public async Task Consumer_must_cancel_and_nack_a_handler_that_hangs()
+    {
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = QueueHandler.From(async (_, ct) =>
+        {
+            await using var registration = ct.Register(() => cancelled.TrySetResult());
+            await Task.Delay(Timeout.Infinite, ct);
+        });
+        var (queue, consumer) = await StartAsync(handler, Settings with { HandlerTimeout = TimeSpan.FromMilliseconds(200) });
+        consumer.Tell(Batch("stuck"), queue.Ref);
+        var nack = await ExpectNackAsync(queue);
+        Assert.Contains("handler-timeout", nack.Reason);
+        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(3));
+        // Its slot is free again once the cancelled task ends: a new delivery is handled.
+        consumer.Tell(new DeliveryBatch(new[] { new Delivery(2, "next", 1) }), queue.Ref);
+        Assert.Contains("handler-timeout", (await ExpectNackAsync(queue)).Reason);
+    }
+
+    [Fact]
+    public async Task Consumer_must_detach_from_the_queue_when_restarted_in_place()
+    {
+        var queue = CreateTestProbe();
+        var supervisor = Sys.ActorOf(Props.Create(() => new RestartingParent(ConsumerActor.Props(queue.Ref, new RecordingHandler(), Settings))));
+        await queue.ExpectMsgAsync<Pull>();
+        var consumer = await supervisor.Ask<IActorRef>("child");
+        consumer.Tell(Kill.Instance);
+        await queue.FishForMessageAsync(m => m is Detach);
+        Assert.Equal(Settings.Prefetch, (await queue.FishForMessageAsync<Pull>(m => m is Pull)).Count);
+    }
+
+    [Fact]
+    public async Task Consumer_must_stop_when_its_queue_stops()
+    {
+        var (queue, consumer) = await StartAsync(new RecordingHandler());
+        Watch(consumer);
+        queue.Ref.Tell(PoisonPill.Instance);
+        await ExpectTerminatedAsync(consumer);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current;
+        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current) { }
+    }
+
+    /// <summary>Restarts its one child on any failure, Kill included.</summary>
+    private sealed class RestartingParent : ReceiveActor
+    {
+        public RestartingParent(Props child)
+        {
+            var c = Context.ActorOf(child, "consumer");
+            Receive<string>(_ => Sender.Tell(c));
+        }
+
+        protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Restart);
+    }
+}

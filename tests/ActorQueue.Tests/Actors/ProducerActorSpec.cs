@@ -1,0 +1,130 @@
+using ActorQueue.Protocol;
+using ActorQueue.Tests.Support;
+using Akka.Actor;
+using Akka.TestKit;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ActorQueue.Tests.Actors;
+
+public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
+{
+    public ProducerActorSpec(ITestOutputHelper output) : base(Specs.Hocon, output: output) { }
+
+    private static readonly ProducerSettings Fast = new() { BufferSize = 100, ResendInterval = TimeSpan.FromMilliseconds(300) };
+
+    private async Task<(TestProbe Queue, IActorRef Producer)> RegisteredAsync(long accepted, long credit, ProducerSettings? settings = null)
+    {
+        var queue = CreateTestProbe();
+        var producer = Sys.ActorOf(ProducerActor.Props(queue.Ref, "p", settings ?? Fast));
+        Assert.Equal("p", (await queue.ExpectMsgAsync<RegisterProducer>()).ProducerId);
+        queue.Reply(new ProducerCredit(accepted, credit));
+        return (queue, producer);
+    }
+
+    [Fact]
+    public async Task Producer_must_never_send_beyond_its_credit()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 2);
+        for (var i = 0; i < 5; i++) producer.Tell(new Produce($"m{i}", i));
+        Assert.Equal(1, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        Assert.Equal(2, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(150));
+        producer.Tell(new ProducerCredit(2, 4), queue.Ref);
+        await ExpectMsgAsync(new EnqueueAccepted(0));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        var next = await queue.ExpectMsgAsync<SequencedMessage>();
+        Assert.Equal((3, "m2"), (next.SeqNr, next.Message));
+        Assert.Equal(4, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task Producer_must_continue_the_sequence_of_an_earlier_producer_with_its_id()
+    {
+        var (queue, producer) = await RegisteredAsync(accepted: 7, credit: 10);
+        producer.Tell(new Produce("after restart"));
+        var m = await queue.ExpectMsgAsync<SequencedMessage>();
+        Assert.Equal(8, m.SeqNr);
+    }
+
+    [Fact]
+    public async Task Producer_must_resend_what_was_not_accepted_when_the_queue_restarts()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 10);
+        for (var i = 1; i <= 3; i++) producer.Tell(new Produce($"m{i}", i));
+        for (var i = 1; i <= 3; i++) await queue.ExpectMsgAsync<SequencedMessage>();
+        // The queue restarted having accepted only message 1: nothing more is confirmed, so the producer re-registers.
+        var again = await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
+        Assert.Equal("p", again.ProducerId);
+        queue.Reply(new ProducerCredit(1, 10));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        var resent = new[] { await queue.ExpectMsgAsync<SequencedMessage>(), await queue.ExpectMsgAsync<SequencedMessage>() };
+        Assert.Equal(new[] { (2L, (object)"m2"), (3L, "m3") }, resent.Select(r => (r.SeqNr, r.Message)));
+        queue.Reply(new ProducerCredit(3, 10));
+        await ExpectMsgAsync(new EnqueueAccepted(2));
+        await ExpectMsgAsync(new EnqueueAccepted(3));
+    }
+
+    [Fact]
+    public async Task Producer_must_resynchronise_when_the_queue_reports_a_gap()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 10);
+        producer.Tell(new Produce("a"));
+        await queue.ExpectMsgAsync<SequencedMessage>();
+        queue.Reply(new SequenceRejected(1, RejectReason.NotRegistered, "unknown producer"));
+        await queue.ExpectMsgAsync<RegisterProducer>();
+        queue.Reply(new ProducerCredit(0, 10));
+        Assert.Equal(1, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+    }
+
+    [Fact]
+    public async Task Producer_must_reject_when_its_buffer_is_full()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 0, Fast with { BufferSize = 2 });
+        producer.Tell(new Produce("a", 1));
+        producer.Tell(new Produce("b", 2));
+        producer.Tell(new Produce("c", 3));
+        var rejected = await ExpectMsgAsync<EnqueueRejected>();
+        Assert.Equal((3, RejectReason.ProducerBufferFull), (rejected.CorrelationId, rejected.Reason));
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task Producer_must_fail_what_it_holds_when_the_queue_drains_or_stops()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 1);
+        producer.Tell(new Produce("a", 1));
+        producer.Tell(new Produce("b", 2));
+        await queue.ExpectMsgAsync<SequencedMessage>();
+        queue.Reply(new SequenceRejected(1, RejectReason.Draining, "draining"));
+        var rejected = new[] { await ExpectMsgAsync<EnqueueRejected>(), await ExpectMsgAsync<EnqueueRejected>() };
+        Assert.All(rejected, r => Assert.Equal(RejectReason.Draining, r.Reason));
+
+        producer.Tell(new Produce("c", 3));
+        Watch(producer);
+        queue.Ref.Tell(PoisonPill.Instance);
+        Assert.Equal(RejectReason.QueueStopped, (await ExpectMsgAsync<EnqueueRejected>()).Reason);
+        await ExpectTerminatedAsync(producer);
+    }
+
+    [Fact]
+    public async Task Producer_must_move_every_message_through_a_real_queue_within_credit()
+    {
+        var queue = Sys.ActorOf(QueueActor.Props("q", Specs.Queue(capacity: 20)));
+        var producer = Sys.ActorOf(ProducerActor.Props(queue, "p", Fast with { BufferSize = 500 }));
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 500);
+        for (var i = 0; i < 300; i++) producer.Tell(new Produce(i, i));
+        var received = new List<Delivery>();
+        while (received.Count < 300)
+        {
+            var batch = await consumer.ExpectMsgAsync<DeliveryBatch>();
+            received.AddRange(batch.Deliveries);
+            queue.Tell(new AckBatch(batch.Deliveries.Select(d => d.DeliveryId).ToArray()), consumer);
+        }
+        Assert.Equal(Enumerable.Range(0, 300), received.Select(d => (int)d.Message));
+        for (var i = 0; i < 300; i++) Assert.Equal(i, (await ExpectMsgAsync<EnqueueAccepted>()).CorrelationId);
+        Assert.Equal(0, (await queue.StatsAsync()).Rejected);
+    }
+}

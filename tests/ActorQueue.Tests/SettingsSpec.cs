@@ -1,0 +1,99 @@
+using System.Text.RegularExpressions;
+using Akka.Configuration;
+using Xunit;
+
+namespace ActorQueue.Tests;
+
+public class SettingsSpec
+{
+    private static Config Hocon(string text) => ConfigurationFactory.ParseString(text);
+
+    [Fact]
+    public void Defaults_come_from_the_embedded_reference_conf()
+    {
+        var s = QueueSettings.Default;
+        Assert.Equal((1000, FullMode.Wait, 5, 1000, 10_000), (s.Capacity, s.FullMode, s.MaxAttempts, s.ProducerCredit, s.DeadLetterCapacity));
+        Assert.Equal((TimeSpan.FromSeconds(30), TimeSpan.FromSeconds(5), TimeSpan.FromMilliseconds(100)), (s.AckTimeout, s.FullWaitTimeout, s.TickInterval));
+        Assert.Equal((TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(30), 0.2), (s.RetryMinBackoff, s.RetryMaxBackoff, s.RetryRandomFactor));
+        Assert.Equal((32, 4, TimeSpan.FromSeconds(60)), (ConsumerSettings.Default.Prefetch, ConsumerSettings.Default.Concurrency, ConsumerSettings.Default.HandlerTimeout));
+        Assert.Equal((1000, TimeSpan.FromSeconds(2)), (ProducerSettings.Default.BufferSize, ProducerSettings.Default.ResendInterval));
+    }
+
+    [Theory]
+    [InlineData("drop-oldest", FullMode.DropOldest)]
+    [InlineData("drop-newest", FullMode.DropNewest)]
+    [InlineData("reject", FullMode.Reject)]
+    [InlineData("WAIT", FullMode.Wait)]
+    public void Full_mode_is_read_from_its_hocon_spelling(string hocon, FullMode mode) =>
+        Assert.Equal(mode, QueueSettings.Create(Hocon($"actor-queue.queue.full-mode = {hocon}")).FullMode);
+
+    [Theory]
+    [InlineData("capacity = 0", "actor-queue.queue.capacity = 0", "at least 1")]
+    [InlineData("capacity = -3", "actor-queue.queue.capacity = -3", "at least 1")]
+    [InlineData("capacity = lots", "actor-queue.queue.capacity = lots", "whole number")]
+    [InlineData("ack-timeout = -1s", "actor-queue.queue.ack-timeout = -1s", "positive")]
+    [InlineData("full-wait-timeout = 0s", "actor-queue.queue.full-wait-timeout = 0s", "positive")]
+    [InlineData("full-mode = sideways", "actor-queue.queue.full-mode = sideways", "wait, reject, drop-oldest, drop-newest")]
+    [InlineData("max-attempts = 0", "actor-queue.queue.max-attempts = 0", "at least 1")]
+    [InlineData("retry.random-factor = 2", "actor-queue.queue.retry.random-factor = 2", "between 0 and 1")]
+    [InlineData("retry { min-backoff = 2s, max-backoff = 1s }", "actor-queue.queue.retry.max-backoff", "min-backoff")]
+    [InlineData("producer-credit = 0", "actor-queue.queue.producer-credit = 0", "at least 1")]
+    public void Bad_queue_setting_fails_naming_the_key_and_the_value(string setting, string named, string rule)
+    {
+        var error = Assert.Throws<ConfigurationException>(() => QueueSettings.Create(Hocon($"actor-queue.queue {{ {setting} }}")));
+        Assert.Contains(named, error.Message);
+        Assert.Contains(rule, error.Message);
+    }
+
+    [Fact]
+    public void Bad_per_queue_override_is_named_under_its_queue()
+    {
+        var error = Assert.Throws<ConfigurationException>(() => QueueSettings.Create(Hocon("actor-queue.queues.orders.max-attempts = 0"), "orders"));
+        Assert.Contains("actor-queue.queues.\"orders\".max-attempts = 0", error.Message);
+        Assert.Equal(7, QueueSettings.Create(Hocon("actor-queue.queues.orders.max-attempts = 7"), "orders").MaxAttempts);
+        Assert.Equal(5, QueueSettings.Create(Hocon("actor-queue.queues.orders.max-attempts = 7"), "other").MaxAttempts);
+    }
+
+    [Theory]
+    [InlineData("prefetch = 0", "actor-queue.consumer.prefetch = 0")]
+    [InlineData("concurrency = -1", "actor-queue.consumer.concurrency = -1")]
+    [InlineData("handler-timeout = -5s", "actor-queue.consumer.handler-timeout = -5s")]
+    public void Bad_consumer_setting_fails_naming_the_key_and_the_value(string setting, string named) =>
+        Assert.Contains(named, Assert.Throws<ConfigurationException>(() => ConsumerSettings.Create(Hocon($"actor-queue.consumer {{ {setting} }}"))).Message);
+
+    [Fact]
+    public void Bad_producer_setting_fails_naming_the_key_and_the_value() =>
+        Assert.Contains("actor-queue.producer.buffer-size = 0",
+            Assert.Throws<ConfigurationException>(() => ProducerSettings.Create(Hocon("actor-queue.producer.buffer-size = 0"))).Message);
+
+    [Fact]
+    public void Settings_built_in_code_validate_each_value()
+    {
+        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { Capacity = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { AckTimeout = TimeSpan.FromSeconds(-1) });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { MaxAttempts = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ConsumerSettings { Prefetch = 0 });
+        Assert.Throws<ArgumentOutOfRangeException>(() => new ProducerSettings { BufferSize = 0 });
+    }
+
+    [Fact]
+    public void Every_key_in_reference_conf_is_read_and_explained_by_a_comment()
+    {
+        var lines = File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "reference.conf"));
+        var config = ActorQueueConfig.Default();
+        var keys = 0;
+        for (var i = 0; i < lines.Length; i++)
+        {
+            var match = Regex.Match(lines[i], @"^\s*([a-z-]+)\s*=");
+            if (!match.Success) continue;
+            keys++;
+            // Walk up over the keys of the same group (no blank line between) to their comment, or to their section's opener.
+            var j = i - 1;
+            while (j >= 0 && Regex.IsMatch(lines[j], @"^\s*[a-z-]+\s*=")) j--;
+            if (j >= 0 && lines[j].TrimEnd().EndsWith('{')) j--;
+            Assert.True(j >= 0 && lines[j].TrimStart().StartsWith('#'), $"reference.conf line {i + 1} ({lines[i].Trim()}) has no comment above it or its section");
+        }
+        Assert.True(keys >= 20, $"expected every setting, found {keys}");
+        Assert.True(config.HasPath("actor-queue.queue.capacity"));
+    }
+}
