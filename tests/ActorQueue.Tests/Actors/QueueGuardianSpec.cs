@@ -96,6 +96,32 @@ public class QueueGuardianSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Coordinated_shutdown_drains_queues_before_the_system_stops()
+    {
+        var config = Akka.Configuration.ConfigurationFactory.ParseString("actor-queue.drain-on-shutdown = on")
+            .WithFallback(Akka.Configuration.ConfigurationFactory.ParseString(Specs.Hocon));
+        using var system = ActorSystem.Create("shutdown", config);
+        var queues = system.ActorQueues();
+        var queue = await queues.CreateQueueAsync("jobs", Specs.Queue());
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handled = new System.Collections.Concurrent.ConcurrentBag<object>();
+        await queues.StartConsumerAsync("jobs", QueueHandler.From(async (d, _) =>
+        {
+            await release.Task;
+            handled.Add(d.Message);
+        }));
+        for (var i = 0; i < 3; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(3, (await queue.StatsAsync()).InFlight));
+
+        var shutdown = CoordinatedShutdown.Get(system).Run(CoordinatedShutdown.ClrExitReason.Instance);
+        // Without the drain the phases finish in milliseconds; with it, shutdown waits for the held work.
+        Assert.NotSame(shutdown, await Task.WhenAny(shutdown, Task.Delay(300)));
+        release.SetResult();
+        await shutdown.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.Equal(3, handled.Count);
+    }
+
+    [Fact]
     public async Task Guardian_must_drain_every_queue_on_request()
     {
         var queues = Sys.ActorQueues();
