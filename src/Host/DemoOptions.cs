@@ -24,6 +24,25 @@ public sealed record DemoOptions
     /// <summary>Longest the run may take before it gives up and reports what it has.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The options with their defaults, for --help.</summary>
+    public static string Usage
+    {
+        get
+        {
+            var d = new DemoOptions();
+            return string.Join(Environment.NewLine,
+                "Usage: dotnet run --project src/Host -- [options]",
+                $"  --messages N        messages to produce (default {d.Messages})",
+                $"  --producers N       producers (default {d.Producers})",
+                $"  --consumers N       competing consumers (default {d.Consumers})",
+                $"  --capacity N        queue capacity (default {d.Capacity})",
+                $"  --failure-rate F    fraction of handler calls that throw, 0 to <1 (default {d.FailureRate.ToString(System.Globalization.CultureInfo.InvariantCulture)})",
+                $"  --crashes N         consumers killed mid-delivery during the run (default {d.Crashes})",
+                $"  --timeout SECONDS   give up after this long (default {d.Timeout.TotalSeconds:0})",
+                "  --help              show this");
+        }
+    }
+
     /// <summary>Parses --messages N, --producers N, --consumers N, --capacity N, --failure-rate F, --crashes N, --timeout SECONDS.</summary>
     /// <param name="args">The command-line arguments.</param>
     /// <exception cref="ArgumentException">An option is unknown or its value is not valid.</exception>

@@ -1,5 +1,11 @@
 using ActorQueue.Host;
 
+if (args.Contains("--help") || args.Contains("-h"))
+{
+    Console.WriteLine(DemoOptions.Usage);
+    return 0;
+}
+
 DemoOptions options;
 try
 {
@@ -8,6 +14,7 @@ try
 catch (ArgumentException e)
 {
     Console.Error.WriteLine(e.Message);
+    Console.Error.WriteLine(DemoOptions.Usage);
     return 2;
 }
 
