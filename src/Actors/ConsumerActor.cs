@@ -31,7 +31,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private TimeSpan _ackTimeout;
     private TimeSpan _lastExtension;
 
-    private record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, bool TimedOut);
+    private record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, Task Task, bool TimedOut);
 
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
@@ -69,8 +69,12 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
 
-    // Deliveries this consumer holds: buffered, or running and not yet given up on.
-    private int Held => _buffer.Count + _running.Count - _timedOut;
+    // What fills the prefetch window: buffered deliveries and running handlers, timed-out ones included
+    // (they still occupy a slot, so pulling more for them would only strand work in the buffer).
+    private int Held => _buffer.Count + _running.Count;
+
+    // Every slot is taken by a handler that ran past handler-timeout and ignores its cancellation.
+    private bool Wedged => _timedOut >= _settings.Concurrency;
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -85,13 +89,19 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     protected override void PreRestart(Exception reason, object message)
     {
         // Restarted in place (same ref): the queue would otherwise wait for deadlines to take our deliveries back.
+        SendAcks();
         _queue.Tell(Detach.Instance);
         CancelRunning();
         base.PreRestart(reason, message);
     }
 
     /// <inheritdoc />
-    protected override void PostStop() => CancelRunning();
+    protected override void PostStop()
+    {
+        // Acks gathered but not yet sent would otherwise turn finished work into redeliveries.
+        SendAcks();
+        CancelRunning();
+    }
 
     /// <inheritdoc />
     protected override void OnReceive(object message)
@@ -150,7 +160,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             Recycle(cancellation);
             return;
         }
-        _running.Add(delivery.DeliveryId, new Running(Now, cancellation, false));
+        _running.Add(delivery.DeliveryId, new Running(Now, cancellation, task, false));
         task.ContinueWith(static (t, state) =>
         {
             var done = (HandlerDone)state!;
@@ -201,9 +211,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void Flush()
     {
         _flushPending = false;
-        if (_acks.Count == 1) _queue.Tell(new Ack(_acks[0]));
-        else if (_acks.Count > 1) _queue.Tell(new AckBatch(_acks.ToArray()));
-        _acks.Clear();
+        SendAcks();
+        if (Wedged) return;
 
         // Top the prefetch window up in batches, or at once when there is nothing left to work on.
         var deficit = _settings.Prefetch - Held - _requested;
@@ -214,22 +223,42 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
     }
 
+    private void SendAcks()
+    {
+        if (_acks.Count == 1) _queue.Tell(new Ack(_acks[0]));
+        else if (_acks.Count > 1) _queue.Tell(new AckBatch(_acks.ToArray()));
+        _acks.Clear();
+    }
+
     private void HandleTick()
     {
         var now = Now;
         _scratch.Clear();
         foreach (var (id, r) in _running)
-            if (!r.TimedOut && now - r.StartedAt >= _settings.HandlerTimeout) _scratch.Add(id);
+        {
+            // A handler that has finished is not timed out, even if its HandlerDone is still on its way.
+            if (!r.TimedOut && !r.Task.IsCompleted && now - r.StartedAt >= _settings.HandlerTimeout) _scratch.Add(id);
+        }
         foreach (var id in _scratch)
         {
             var r = _running[id];
             _running[id] = r with { TimedOut = true };
             _timedOut++;
-            r.Cancellation.Cancel();
             _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);
             _queue.Tell(new Nack(id, null, $"the handler ran past handler-timeout ({_settings.HandlerTimeout})"));
+            Cancel(r.Cancellation);
         }
         if (_scratch.Count > 0) RequestFlush();
+        if (Wedged && _buffer.Count > 0)
+        {
+            // No slot will free up until a hung handler ends: hand the waiting deliveries back for others to take.
+            _log.Warning("Consumer of {0}: every handler slot is held by a handler past handler-timeout; returning {1} waiting deliveries.", _queue, _buffer.Count);
+            while (_buffer.Count > 0)
+            {
+                var d = _buffer.PopFront();
+                _queue.Tell(new Nack(d.DeliveryId, TimeSpan.Zero, "the consumer has no free handler slot: every one is held by a handler past handler-timeout"));
+            }
+        }
 
         if (now - _lastExtension < _ackTimeout / 3) return;
         _lastExtension = now;
@@ -252,6 +281,19 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void CancelRunning()
     {
-        foreach (var r in _running.Values) r.Cancellation.Cancel();
+        foreach (var r in _running.Values) Cancel(r.Cancellation);
+    }
+
+    private void Cancel(CancellationTokenSource cancellation)
+    {
+        // Cancellation runs the handler's callbacks here; one that throws must not take the consumer down.
+        try
+        {
+            cancellation.Cancel();
+        }
+        catch (Exception e)
+        {
+            _log.Warning(e, "Consumer of {0}: a handler's cancellation callback threw.", _queue);
+        }
     }
 }

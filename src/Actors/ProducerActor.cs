@@ -9,7 +9,8 @@ namespace ActorQueue;
 /// <summary>
 /// Lets user code put messages on a queue without knowing the protocol: send it <see cref="Produce"/> and it
 /// answers <see cref="EnqueueAccepted"/> once the queue holds the message. It never sends beyond the credit the
-/// queue granted, numbers what it sends, and keeps everything not yet accepted: if the queue does not confirm in
+/// queue granted (and asks only for credit it has messages for, so an idle producer reserves nothing), numbers
+/// what it sends, and keeps everything not yet accepted: if the queue does not confirm in
 /// resend-interval (a lost message, a restarted queue) it re-registers and resends from what the queue last
 /// accepted, and the queue drops the duplicates by sequence number.
 /// </summary>
@@ -27,6 +28,9 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private long _acceptedSeqNr;
     private long _creditSeqNr;
     private long _sentSeqNr;
+    private long _demandSeqNr;
+    private long _registeredPending;
+    private bool _demandInFlight;
     private bool _registering;
     private bool _everRegistered;
     private TimeSpan _lastProgress;
@@ -101,6 +105,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void HandleCredit(ProducerCredit m)
     {
+        _demandInFlight = false;
         if (_registering)
         {
             _registering = false;
@@ -110,8 +115,13 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 _everRegistered = true;
                 _acceptedSeqNr = Math.Max(_acceptedSeqNr, m.AcceptedSeqNr);
             }
+            else if (m.AcceptedSeqNr < _acceptedSeqNr)
+            {
+                Renumber(m.AcceptedSeqNr);
+            }
             // Resend everything the queue has not accepted.
             _sentSeqNr = m.AcceptedSeqNr;
+            _demandSeqNr = m.AcceptedSeqNr + _registeredPending;
         }
         var progressed = false;
         while (_unaccepted.Count > 0 && _unaccepted.PeekFront().SeqNr <= m.AcceptedSeqNr)
@@ -126,15 +136,29 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         SendWithinCredit();
     }
 
+    /// <summary>
+    /// The queue knows less than it once confirmed (it lost its state): what it confirmed is gone with it, so
+    /// number the unaccepted messages again from where the queue now stands.
+    /// </summary>
+    private void Renumber(long queueAcceptedSeqNr)
+    {
+        _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed {2}; renumbering {3} unaccepted messages.",
+            _producerId, queueAcceptedSeqNr, _acceptedSeqNr, _unaccepted.Count);
+        var count = _unaccepted.Count;
+        for (var i = 0; i < count; i++)
+            _unaccepted.PushBack(_unaccepted.PopFront() with { SeqNr = queueAcceptedSeqNr + i + 1 });
+        _acceptedSeqNr = queueAcceptedSeqNr;
+    }
+
     private void SendWithinCredit()
     {
         if (_registering) return;
-        // First resends (after a re-registration), then new messages, never beyond credit.
-        for (var i = 0; i < _unaccepted.Count; i++)
+        // First resends (after a re-registration), then new messages, never beyond credit. _unaccepted holds
+        // sequence numbers _acceptedSeqNr + 1 onwards, so the first one not yet sent is found by index.
+        for (var i = (int)Math.Max(0, _sentSeqNr - _acceptedSeqNr); i < _unaccepted.Count; i++)
         {
             var p = _unaccepted[i];
-            if (p.SeqNr <= _sentSeqNr) continue;
-            if (p.SeqNr > _creditSeqNr) return;
+            if (p.SeqNr > _creditSeqNr) break;
             _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
             _sentSeqNr = p.SeqNr;
         }
@@ -144,6 +168,15 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
             _unaccepted.PushBack(p);
             _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
             _sentSeqNr = p.SeqNr;
+        }
+
+        // Ask for credit for what is still waiting, at most one request per answer from the queue.
+        var wanted = _acceptedSeqNr + _unaccepted.Count + _unsent.Count;
+        if (wanted > _creditSeqNr && wanted > _demandSeqNr && !_demandInFlight)
+        {
+            _demandSeqNr = wanted;
+            _demandInFlight = true;
+            _queue.Tell(new RequestCredit(_producerId, wanted));
         }
     }
 
@@ -165,7 +198,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void HandleTick()
     {
-        if (_unaccepted.Count == 0 && !_registering) return;
+        if (_unaccepted.Count == 0 && _unsent.Count == 0 && !_registering) return;
         if (Now - _lastProgress < _settings.ResendInterval) return;
         _log.Debug("Producer {0}: nothing accepted for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _unaccepted.Count);
         _lastProgress = Now;
@@ -175,7 +208,8 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void Register()
     {
         _registering = true;
-        _queue.Tell(new RegisterProducer(_producerId));
+        _registeredPending = _unaccepted.Count + _unsent.Count;
+        _queue.Tell(new RegisterProducer(_producerId, _registeredPending));
     }
 
     private void FailAll(RejectReason reason, string detail) => FailFrom(0, reason, detail);

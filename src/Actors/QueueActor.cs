@@ -62,6 +62,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     /// <inheritdoc />
     protected override void PostStop()
     {
+        _state.RejectAllParked(RejectReason.QueueStopped, $"Queue {_name} stopped.", _parkedOutcomes);
+        ReplyParked();
         if (_state.Held > 0 || _state.DeadCount > 0)
             _log.Warning("Queue {0} stopped holding {1} messages and {2} dead letters; an in-memory queue loses them.", _name, _state.Held, _state.DeadCount);
     }
@@ -80,6 +82,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             case InProgress m: Settled(m, m.DeliveryId, _state.Extend(ConsumerOf(Sender), m.DeliveryId, Now)); break;
             case Enqueue m: HandleEnqueue(m); break;
             case RegisterProducer m: HandleRegisterProducer(m); break;
+            case RequestCredit m: HandleRequestCredit(m); break;
             case QueueTick: HandleTick(); break;
             case Terminated m: HandleTerminated(m.ActorRef); break;
             case Detach: HandleTerminated(Sender); break;
@@ -88,13 +91,18 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             case RedriveDeadLetter m: Redriven(_state.Redrive(m.MessageId) ? 1 : 0); break;
             case RedriveAllDeadLetters: Redriven(_state.RedriveAll()); break;
             case Drain: HandleDrain(); break;
-            default: Invalid(message, $"Queue {_name} does not understand {message.GetType().FullName}."); break;
+            default: HandleUnknown(message); break;
         }
         _state.AssertInvariants();
     }
 
     private void HandleSequenced(SequencedMessage m)
     {
+        if (string.IsNullOrEmpty(m.ProducerId))
+        {
+            Invalid(m, "SequencedMessage needs a producer id.");
+            return;
+        }
         // Null cannot come through the constructor, but a deserialized or `with`-built message can carry one.
         var result = _state.EnqueueSequenced(m.ProducerId, m.SeqNr, m.Message, Sender, Now);
         switch (result.Status)
@@ -133,6 +141,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void HandleRegisterProducer(RegisterProducer m)
     {
+        if (string.IsNullOrEmpty(m.ProducerId) || m.Demand < 0 || Sender.IsNobody())
+        {
+            // Without a sender the queue could never see it terminate, and its credit would never come back.
+            Invalid(m, "RegisterProducer needs a producer id, a demand of at least 0 and a sender to answer.");
+            return;
+        }
         if (_producerRefs.TryGetValue(m.ProducerId, out var previous) && !previous.Equals(Sender))
         {
             _producerIds.Remove(previous);
@@ -146,8 +160,25 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         _producerRefs[m.ProducerId] = Sender;
         _producerIds[Sender] = m.ProducerId;
         Context.Watch(Sender);
-        _state.RegisterProducer(m.ProducerId);
+        _state.RegisterProducer(m.ProducerId, m.Demand);
         _state.ForgetReported(m.ProducerId);
+        RequestFlush();
+    }
+
+    private void HandleRequestCredit(RequestCredit m)
+    {
+        if (string.IsNullOrEmpty(m.ProducerId))
+        {
+            Invalid(m, "RequestCredit needs a producer id.");
+            return;
+        }
+        if (!_state.RequestCredit(m.ProducerId, m.UpToSeqNr))
+        {
+            _state.RecordInvalid();
+            Sender.Tell(new SequenceRejected(m.UpToSeqNr, RejectReason.NotRegistered,
+                $"Producer '{m.ProducerId}' is not registered with this queue; send RegisterProducer first."));
+            return;
+        }
         RequestFlush();
     }
 
@@ -178,6 +209,11 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void HandleAckBatch(AckBatch m)
     {
+        if (m.DeliveryIds is null)
+        {
+            Invalid(m, "AckBatch needs delivery ids.");
+            return;
+        }
         var consumer = ConsumerOf(Sender);
         foreach (var id in m.DeliveryIds)
         {
@@ -225,7 +261,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             if (returned > 0) _log.Info("Queue {0}: consumer {1} left holding {2} deliveries; they are redelivered.", _name, actor, returned);
             RequestFlush();
         }
-        else if (_producerIds.Remove(actor, out var producerId))
+        // Not else: one actor may both produce and consume.
+        if (_producerIds.Remove(actor, out var producerId))
         {
             _producerRefs.Remove(producerId);
             _state.DeactivateProducer(producerId);
@@ -319,6 +356,19 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     {
         _log.Debug("Queue {0} evicted message {1} ({2})", _name, evicted.MessageId, _state.Settings.FullMode);
         Context.System.EventStream.Publish(new MessageDropped(_name, evicted.MessageId, evicted.Message, _state.Settings.FullMode));
+    }
+
+    private void HandleUnknown(object message)
+    {
+        // Never answer an answer: a reply sent back to a queue (or between two queues) would bounce for ever.
+        if (message is InvalidRequest or IEnqueueReply or IProducerReply or IConsumerReply or QueueStats or DeadLetterList
+            or Protocol.Redriven or Drained or Status || Sender.Equals(Self))
+        {
+            _state.RecordInvalid();
+            _log.Warning("Queue {0}: ignored a reply it did not ask for from {1}: {2}", _name, Sender, message.GetType().Name);
+            return;
+        }
+        Invalid(message, $"Queue {_name} does not understand {message.GetType().FullName}.");
     }
 
     private void Invalid(object message, string reason)

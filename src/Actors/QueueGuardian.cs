@@ -57,6 +57,20 @@ public sealed class QueueGuardian : UntypedActor
     /// <inheritdoc />
     protected override void OnReceive(object message)
     {
+        try
+        {
+            Handle(message);
+        }
+        catch (Exception e) when (message is IGuardianCommand)
+        {
+            // A bad request must not restart the guardian: a restart would stop every queue it supervises.
+            _log.Error(e, "ActorQueue guardian could not carry out {0}.", message);
+            Sender.Tell(new Status.Failure(e));
+        }
+    }
+
+    private void Handle(object message)
+    {
         switch (message)
         {
             case CreateQueue m: HandleCreateQueue(m); break;
@@ -79,22 +93,14 @@ public sealed class QueueGuardian : UntypedActor
             Sender.Tell(new QueueStarted(m.Name, existing));
             return;
         }
-        try
-        {
-            if (string.IsNullOrEmpty(m.Name) || !ActorPath.IsValidPathElement(m.Name))
-                throw new ArgumentException($"Queue name '{m.Name}' is not a valid actor name (letters, digits and -_.*$+:@&=,!~';).", nameof(m.Name));
-            var settings = m.Settings ?? QueueSettings.Create(_config, m.Name);
-            var queue = Context.ActorOf(QueueActor.Props(m.Name, settings), m.Name);
-            Context.Watch(queue);
-            _queues.Add(m.Name, queue);
-            _log.Info("Queue {0} created (capacity {1}, full mode {2}).", m.Name, settings.Capacity, settings.FullMode);
-            Sender.Tell(new QueueStarted(m.Name, queue));
-        }
-        catch (Exception e) when (e is ConfigurationException or ArgumentException)
-        {
-            _log.Error(e, "Queue {0} could not be created.", m.Name);
-            Sender.Tell(new Status.Failure(e));
-        }
+        if (string.IsNullOrEmpty(m.Name) || !ActorPath.IsValidPathElement(m.Name))
+            throw new ArgumentException($"Queue name '{m.Name}' is not a valid actor name (letters, digits and -_.*$+:@&=,!~';).", nameof(m.Name));
+        var settings = m.Settings ?? QueueSettings.Create(_config, m.Name);
+        var queue = Context.ActorOf(QueueActor.Props(m.Name, settings), m.Name);
+        Context.Watch(queue);
+        _queues.Add(m.Name, queue);
+        _log.Info("Queue {0} created (capacity {1}, full mode {2}).", m.Name, settings.Capacity, settings.FullMode);
+        Sender.Tell(new QueueStarted(m.Name, queue));
     }
 
     private void HandleStartProducer(StartProducer m)
@@ -104,6 +110,7 @@ public sealed class QueueGuardian : UntypedActor
             Sender.Tell(new Status.Failure(NoSuchQueue(m.QueueName)));
             return;
         }
+        ArgumentException.ThrowIfNullOrEmpty(m.ProducerId, nameof(m.ProducerId));
         var settings = m.Settings ?? ProducerSettings.Create(_config);
         var name = $"producer-{m.QueueName}-{Uri.EscapeDataString(m.ProducerId)}";
         if (!Context.Child(name).IsNobody())

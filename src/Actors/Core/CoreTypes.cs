@@ -72,6 +72,7 @@ internal sealed class ProducerState(string id)
     public string Id { get; } = id;
     public long LastSeqNr;
     public long CreditSeqNr;
+    public long DemandSeqNr;
     public bool Active;
     public long ReportedAccepted = -1;
     public long ReportedCredit = -1;

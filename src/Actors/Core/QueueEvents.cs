@@ -9,7 +9,8 @@ namespace ActorQueue.Core;
 /// </summary>
 internal abstract record QueueEvent;
 
-internal sealed record ProducerRegistered(string ProducerId) : QueueEvent;
+internal sealed record ProducerRegistered(string ProducerId, long DemandSeqNr) : QueueEvent;
+internal sealed record CreditRequested(string ProducerId, long DemandSeqNr) : QueueEvent;
 internal sealed record ProducerDeactivated(string ProducerId) : QueueEvent;
 internal sealed record CreditGranted(string ProducerId, long CreditSeqNr) : QueueEvent;
 internal sealed record MessageAccepted(long MessageId, object Message, string? ProducerId, long SeqNr, TimeSpan At, bool FromWaitList) : QueueEvent;

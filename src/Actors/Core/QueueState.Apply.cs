@@ -9,7 +9,8 @@ internal sealed partial class QueueState
     {
         switch (e)
         {
-            case ProducerRegistered x: OnProducerRegistered(x.ProducerId); break;
+            case ProducerRegistered x: OnProducerRegistered(x.ProducerId, x.DemandSeqNr); break;
+            case CreditRequested x: OnCreditRequested(x.ProducerId, x.DemandSeqNr); break;
             case ProducerDeactivated x: OnProducerDeactivated(x.ProducerId); break;
             case CreditGranted x: OnCreditGranted(x.ProducerId, x.CreditSeqNr); break;
             case MessageAccepted x: OnMessageAccepted(x.MessageId, x.Message, x.ProducerId, x.SeqNr, x.At, x.FromWaitList); break;
@@ -34,7 +35,7 @@ internal sealed partial class QueueState
         }
     }
 
-    private void OnProducerRegistered(string producerId)
+    private void OnProducerRegistered(string producerId, long demandSeqNr)
     {
         if (!_producers.TryGetValue(producerId, out var p))
         {
@@ -46,9 +47,16 @@ internal sealed partial class QueueState
         {
             p.Active = true;
             p.CreditSeqNr = p.LastSeqNr;
-            _activeProducers++;
+            _activeProducerList.Add(p);
         }
+        p.DemandSeqNr = demandSeqNr;
         MarkDirty(p);
+    }
+
+    private void OnCreditRequested(string producerId, long demandSeqNr)
+    {
+        var p = _producers[producerId];
+        if (demandSeqNr > p.DemandSeqNr) p.DemandSeqNr = demandSeqNr;
     }
 
     private void OnProducerDeactivated(string producerId)
@@ -58,7 +66,7 @@ internal sealed partial class QueueState
         _outstandingCredit -= p.Outstanding;
         p.Active = false;
         p.CreditSeqNr = p.LastSeqNr;
-        _activeProducers--;
+        _activeProducerList.Remove(p);
     }
 
     private void OnCreditGranted(string producerId, long creditSeqNr)
@@ -212,7 +220,7 @@ internal sealed partial class QueueState
     private void OnDrainStarted()
     {
         _draining = true;
-        foreach (var p in _producerOrder)
+        foreach (var p in _activeProducerList)
         {
             _outstandingCredit -= p.Outstanding;
             p.CreditSeqNr = p.LastSeqNr;

@@ -37,7 +37,7 @@ internal sealed partial class QueueState
             outstanding += p.Outstanding;
         }
         if (outstanding != _outstandingCredit) throw new QueueInvariantException($"Outstanding credit is {_outstandingCredit} but the producers hold {outstanding}.");
-        if (active != _activeProducers) throw new QueueInvariantException($"{_activeProducers} producers counted active but {active} are.");
+        if (active != _activeProducerList.Count) throw new QueueInvariantException($"{_activeProducerList.Count} producers listed active but {active} are.");
 
         foreach (var c in _consumers.Values)
         {
@@ -91,7 +91,9 @@ internal sealed partial class QueueState
         sb.Append("\nparked");
         for (var i = 0; i < _parked.Count; i++) sb.Append(inv, $" {_parked[i].ProducerId}#{_parked[i].SeqNr}/{_parked[i].CorrelationId}<{_parked[i].Deadline.Ticks}");
         sb.Append("\nproducers");
-        foreach (var p in _producerOrder) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}/{p.CreditSeqNr}{(p.Active ? "" : "(inactive)")}");
+        foreach (var p in _producerOrder) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}/{p.CreditSeqNr}/{p.DemandSeqNr}{(p.Active ? "" : "(inactive)")}");
+        sb.Append(" active");
+        foreach (var p in _activeProducerList) sb.Append(inv, $" {p.Id}");
         sb.Append("\nconsumers");
         foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:demand={con.Demand},inflight={con.InFlight}");
         return sb.ToString();

@@ -25,6 +25,7 @@ internal sealed partial class QueueState
 
     private readonly Dictionary<string, ProducerState> _producers = new(StringComparer.Ordinal);
     private readonly List<ProducerState> _producerOrder = new();
+    private readonly List<ProducerState> _activeProducerList = new();
     private readonly List<ProducerState> _dirtyProducers = new();
     private readonly Dictionary<int, ConsumerState> _consumers = new();
     private readonly List<ConsumerState> _hungry = new();
@@ -35,7 +36,6 @@ internal sealed partial class QueueState
     private long _lastDeliveryId;
     private int _lastConsumerId;
     private long _outstandingCredit;
-    private int _activeProducers;
     private bool _draining;
 
     // Rotation points for fairness; scheduling hints, not state (replay may leave them elsewhere).
@@ -52,6 +52,9 @@ internal sealed partial class QueueState
         _recorder = recorder;
         _ready = new RingBuffer<QueuedMessage>(Math.Min(settings.Capacity, 1024));
     }
+
+    /// <summary>Longest delay a nack may ask for; longer ones are shortened to it.</summary>
+    public static readonly TimeSpan MaxNackDelay = TimeSpan.FromDays(1);
 
     public QueueSettings Settings => _settings;
     public int Capacity => _settings.Capacity;
@@ -76,16 +79,31 @@ internal sealed partial class QueueState
     public bool IsDrained => _draining && Held == 0 && _parked.Count == 0;
 
     public int ConsumerCount => _consumers.Count;
-    public int ActiveProducerCount => _activeProducers;
+    public int ActiveProducerCount => _activeProducerList.Count;
     public QueueCounters Counters => _counters;
 
     // ---------------------------------------------------------------- producers
 
-    /// <summary>Registers or re-activates a producer; its sequence numbers continue where they were.</summary>
-    public void RegisterProducer(string producerId)
+    /// <summary>
+    /// Registers or re-activates a producer; its sequence numbers continue where they were. It will get credit
+    /// for at most <paramref name="demand"/> messages beyond those accepted, until it asks for more.
+    /// </summary>
+    public void RegisterProducer(string producerId, long demand = long.MaxValue)
     {
-        OnProducerRegistered(producerId);
-        Record(static (id, _) => new ProducerRegistered(id), producerId, 0);
+        var last = _producers.TryGetValue(producerId, out var known) ? known.LastSeqNr : 0;
+        var demandSeqNr = demand >= long.MaxValue - last ? long.MaxValue : last + Math.Max(0, demand);
+        OnProducerRegistered(producerId, demandSeqNr);
+        Record(static (id, d) => new ProducerRegistered(id, d), producerId, demandSeqNr);
+    }
+
+    /// <summary>The producer has messages up to <paramref name="demandSeqNr"/> to send; false for an unknown or inactive producer.</summary>
+    public bool RequestCredit(string producerId, long demandSeqNr)
+    {
+        if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return false;
+        if (demandSeqNr <= p.DemandSeqNr) return true;
+        OnCreditRequested(producerId, demandSeqNr);
+        Record(static (id, d) => new CreditRequested(id, d), producerId, demandSeqNr);
+        return true;
     }
 
     /// <summary>The producer is gone: its unused credit returns to the queue (its sequence numbers are kept).</summary>
@@ -109,31 +127,35 @@ internal sealed partial class QueueState
     }
 
     /// <summary>
-    /// Shares free capacity among active producers, each up to its fair window (producer-credit, and no more
-    /// than capacity / producers). Small top-ups wait until they are worth a message, unless the producer has
-    /// used all its credit.
+    /// Shares free capacity among producers that have something to send, each up to its fair window
+    /// (producer-credit, and no more than capacity / such producers) and never beyond what it asked for.
+    /// Small top-ups wait until they are worth a message, unless they complete the producer's demand or it
+    /// has used all its credit.
     /// </summary>
     public void GrantCredit()
     {
-        if (_draining || _parked.Count > 0 || _activeProducers == 0) return;
+        if (_draining || _parked.Count > 0 || _activeProducerList.Count == 0) return;
         var free = FreeCapacity;
         if (free <= 0) return;
-        var window = Math.Max(1, Math.Min(_settings.ProducerCredit, _settings.Capacity / _activeProducers));
+        var wanting = 0;
+        foreach (var p in _activeProducerList)
+            if (p.DemandSeqNr > p.LastSeqNr) wanting++;
+        if (wanting == 0) return;
+        var window = Math.Max(1, Math.Min(_settings.ProducerCredit, _settings.Capacity / wanting));
         var batch = Math.Max(1, window / 2);
-        var n = _producerOrder.Count;
+        var n = _activeProducerList.Count;
         for (var i = 0; i < n && free > 0; i++)
         {
-            var p = _producerOrder[(_grantCursor + i) % n];
-            if (!p.Active) continue;
-            var outstanding = p.Outstanding;
-            var grant = Math.Min(window - outstanding, free);
-            if (grant <= 0 || (grant < batch && outstanding > 0)) continue;
-            var credit = Math.Max(p.CreditSeqNr, p.LastSeqNr) + grant;
-            OnCreditGranted(p.Id, credit);
-            Record(static (id, c) => new CreditGranted(id, c), p.Id, credit);
+            var p = _activeProducerList[(_grantCursor + i) % n];
+            var current = Math.Max(p.CreditSeqNr, p.LastSeqNr);
+            var wanted = Math.Min(p.LastSeqNr + window, p.DemandSeqNr) - current;
+            var grant = Math.Min(wanted, free);
+            if (grant <= 0 || (grant < batch && grant < wanted && p.Outstanding > 0)) continue;
+            OnCreditGranted(p.Id, current + grant);
+            Record(static (id, c) => new CreditGranted(id, c), p.Id, current + grant);
             free -= grant;
         }
-        _grantCursor = n == 0 ? 0 : (_grantCursor + 1) % n;
+        _grantCursor = (_grantCursor + 1) % n;
     }
 
     /// <summary>Producers whose accepted or credit sequence number changed since they were last told.</summary>
@@ -249,6 +271,12 @@ internal sealed partial class QueueState
         return EnqueueResult.Rejected(reason, detail);
     }
 
+    /// <summary>Rejects every parked message (the queue is draining or stopping).</summary>
+    public void RejectAllParked(RejectReason reason, string detail, List<ParkedOutcome> output)
+    {
+        while (_parked.Count > 0) RejectParked(reason, detail, output);
+    }
+
     private void RejectParked(RejectReason reason, string detail, List<ParkedOutcome> output)
     {
         var m = _parked.PeekFront();
@@ -350,7 +378,8 @@ internal sealed partial class QueueState
             outcome = NackOutcome.DeadLettered;
             return null;
         }
-        var wait = delay ?? Backoff(d.Message.Attempts);
+        // An explicit delay is capped so that a careless TimeSpan.MaxValue neither overflows nor pins a slot for ever.
+        var wait = delay is { } explicitDelay ? (explicitDelay > MaxNackDelay ? MaxNackDelay : explicitDelay) : Backoff(d.Message.Attempts);
         var due = wait > TimeSpan.Zero ? now + wait : TimeSpan.Zero;
         OnDeliveryRequeued(deliveryId, due, nacked: true);
         if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, due, true));
@@ -471,15 +500,14 @@ internal sealed partial class QueueState
     public void BeginDrain(List<ParkedOutcome> parkedOutcomes)
     {
         if (_draining) return;
-        while (_parked.Count > 0)
-            RejectParked(RejectReason.Draining, "The queue is draining and accepts nothing new.", parkedOutcomes);
+        RejectAllParked(RejectReason.Draining, "The queue is draining and accepts nothing new.", parkedOutcomes);
         OnDrainStarted();
         _recorder?.Invoke(new DrainStarted());
     }
 
     public QueueStats GetStats(string queueName) => new(
         queueName, _settings.Capacity, ReadyCount, _inFlight.Count, _delayed.Count, _dead.Count, _parked.Count,
-        _activeProducers, _consumers.Count, _counters.Enqueued, _counters.Delivered, _counters.Acked, _counters.Nacked,
+        _activeProducerList.Count, _consumers.Count, _counters.Enqueued, _counters.Delivered, _counters.Acked, _counters.Nacked,
         _counters.Redelivered, _counters.DeadLettered, _counters.Evicted + _counters.DeadEvicted, _counters.Rejected,
         _counters.Invalid, _draining);
 

@@ -66,6 +66,7 @@ internal sealed class RingBuffer<T>
     /// <summary>Removes the item at <paramref name="index"/>, shifting the later ones; O(n), for rare operations.</summary>
     public T RemoveAt(int index)
     {
+        if (index == 0) return PopFront();
         var item = this[index];
         for (var i = index; i < _count - 1; i++)
             _items[Wrap(_head + i)] = _items[Wrap(_head + i + 1)];

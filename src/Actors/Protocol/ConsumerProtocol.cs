@@ -49,7 +49,7 @@ public sealed record AckBatch(long[] DeliveryIds) : IConsumerCommand
 /// null), or dead-letters it when it has used max-attempts.
 /// </summary>
 /// <param name="DeliveryId">The delivery being settled.</param>
-/// <param name="Delay">Delay before the retry; null means the queue's backoff.</param>
+/// <param name="Delay">Delay before the retry (at most a day; longer is shortened to a day); null means the queue's backoff.</param>
 /// <param name="Reason">Why it failed; kept with the message if it ends in the dead-letter store.</param>
 public sealed record Nack(long DeliveryId, TimeSpan? Delay = null, string? Reason = null) : IConsumerCommand
 {

@@ -27,11 +27,34 @@ public enum RejectReason
     ProducerBufferFull,
 }
 
-/// <summary>Registers (or re-registers) a producer; the queue replies with <see cref="ProducerCredit"/>.</summary>
+/// <summary>
+/// Registers (or re-registers) a producer; the queue replies with <see cref="ProducerCredit"/>. Credit is only
+/// granted for messages the producer says it has, so an idle producer reserves no capacity.
+/// </summary>
 /// <param name="ProducerId">Stable id of the producer: sequence numbers and deduplication are kept per id.</param>
-public sealed record RegisterProducer(string ProducerId) : IProducerCommand
+/// <param name="Demand">
+/// How many messages beyond those accepted the producer has to send; ask for more with <see cref="RequestCredit"/>.
+/// The default asks for as much as the producer's fair window allows, for hand-written producers.
+/// </param>
+public sealed record RegisterProducer(string ProducerId, long Demand = long.MaxValue) : IProducerCommand
 {
     /// <summary>The producer's stable id.</summary>
+    public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
+        ? throw new ArgumentException("A producer id must not be empty.", nameof(ProducerId)) : ProducerId;
+
+    /// <summary>Messages the producer has to send beyond those accepted (not negative).</summary>
+    public long Demand { get; init; } = Demand >= 0 ? Demand : throw new ArgumentOutOfRangeException(nameof(Demand), Demand, "Demand must not be negative.");
+}
+
+/// <summary>
+/// A registered producer has messages up to <paramref name="UpToSeqNr"/> to send (cumulative: a lower number
+/// than before changes nothing). The queue answers with <see cref="ProducerCredit"/> as room allows.
+/// </summary>
+/// <param name="ProducerId">The registered producer's id.</param>
+/// <param name="UpToSeqNr">The highest sequence number it has a message for.</param>
+public sealed record RequestCredit(string ProducerId, long UpToSeqNr) : IProducerCommand
+{
+    /// <summary>The registered producer's id.</summary>
     public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
         ? throw new ArgumentException("A producer id must not be empty.", nameof(ProducerId)) : ProducerId;
 }
@@ -42,6 +65,10 @@ public sealed record RegisterProducer(string ProducerId) : IProducerCommand
 /// <param name="Message">The payload.</param>
 public sealed record SequencedMessage(string ProducerId, long SeqNr, object Message) : IProducerCommand
 {
+    /// <summary>The registered producer's id; never empty.</summary>
+    public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
+        ? throw new ArgumentException("A producer id must not be empty.", nameof(ProducerId)) : ProducerId;
+
     /// <summary>The payload; never null.</summary>
     public object Message { get; init; } = Message ?? throw new ArgumentNullException(nameof(Message));
 

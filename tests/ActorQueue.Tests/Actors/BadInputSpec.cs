@@ -115,6 +115,37 @@ public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Messages_with_missing_fields_are_refused_as_invalid()
+    {
+        _queue.Tell(new RegisterProducer("p") with { ProducerId = null! });
+        Assert.Contains("producer id", (await ExpectMsgAsync<InvalidRequest>()).Reason);
+        _queue.Tell(new SequencedMessage("p", 1, "x") with { ProducerId = "" });
+        Assert.Contains("producer id", (await ExpectMsgAsync<InvalidRequest>()).Reason);
+        _queue.Tell(new AckBatch(new long[] { 1 }) with { DeliveryIds = null! });
+        Assert.Contains("delivery ids", (await ExpectMsgAsync<InvalidRequest>()).Reason);
+        await QueueStillWorksAsync(expectedInvalid: 3);
+    }
+
+    [Fact]
+    public async Task Nack_with_an_enormous_delay_is_capped_rather_than_overflowing()
+    {
+        var held = await HeldDeliveryAsync();
+        _queue.Tell(new Nack(held.DeliveryId, TimeSpan.MaxValue, "later"), _consumer);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await _queue.StatsAsync()).Delayed));
+        await QueueStillWorksAsync(expectedInvalid: 0);
+    }
+
+    [Fact]
+    public async Task Reply_sent_back_to_the_queue_is_ignored_instead_of_answered()
+    {
+        _queue.Tell(GetStats.Instance, _queue); // its QueueStats comes back to itself
+        await _queue.StatsAsync();
+        Assert.Equal(1, (await _queue.StatsAsync()).Invalid);
+        Assert.Equal(1, (await _queue.StatsAsync()).Invalid); // no echo loop
+        await QueueStillWorksAsync(expectedInvalid: 1);
+    }
+
+    [Fact]
     public async Task Unknown_message_is_answered_and_counted()
     {
         _queue.Tell(new { Hello = "queue" });

@@ -153,6 +153,26 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Consumer_whose_handlers_all_hang_hands_its_waiting_deliveries_back()
+    {
+        var never = new TaskCompletionSource();
+        var settings = new ConsumerSettings { Prefetch = 3, Concurrency = 1, HandlerTimeout = TimeSpan.FromMilliseconds(200) };
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => never.Task), settings); // ignores cancellation
+        consumer.Tell(Batch("hung", "waiting-1", "waiting-2"), queue.Ref);
+        var nacks = new List<Nack>();
+        while (nacks.Count < 3)
+        {
+            var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+            if (m is Nack n) nacks.Add(n);
+            Assert.IsNotType<Pull>(m); // a wedged consumer asks for nothing more
+        }
+        Assert.Contains("handler-timeout", nacks[0].Reason);
+        Assert.Equal(new long[] { 2, 3 }, nacks.Skip(1).Select(n => n.DeliveryId));
+        Assert.All(nacks.Skip(1), n => Assert.Equal(TimeSpan.Zero, n.Delay));
+        never.SetResult();
+    }
+
+    [Fact]
     public async Task Consumer_must_detach_from_the_queue_when_restarted_in_place()
     {
         var queue = CreateTestProbe();

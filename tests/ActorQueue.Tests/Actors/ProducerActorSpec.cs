@@ -30,6 +30,8 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         for (var i = 0; i < 5; i++) producer.Tell(new Produce($"m{i}", i));
         Assert.Equal(1, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
         Assert.Equal(2, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        // Out of credit with more to send: it asks, once, for what it has so far.
+        Assert.Equal(new RequestCredit("p", 3), await queue.ExpectMsgAsync<RequestCredit>());
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(150));
         producer.Tell(new ProducerCredit(2, 4), queue.Ref);
         await ExpectMsgAsync(new EnqueueAccepted(0));
@@ -37,6 +39,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         var next = await queue.ExpectMsgAsync<SequencedMessage>();
         Assert.Equal((3, "m2"), (next.SeqNr, next.Message));
         Assert.Equal(4, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        Assert.Equal(new RequestCredit("p", 5), await queue.ExpectMsgAsync<RequestCredit>());
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
 
@@ -75,6 +78,49 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Producer_must_register_asking_only_for_what_it_holds()
+    {
+        var queue = CreateTestProbe();
+        Sys.ActorOf(ProducerActor.Props(queue.Ref, "idle", Fast));
+        Assert.Equal(new RegisterProducer("idle", 0), await queue.ExpectMsgAsync<RegisterProducer>());
+    }
+
+    [Fact]
+    public async Task Idle_producer_reserves_no_room_in_a_real_queue()
+    {
+        var queue = Sys.ActorOf(QueueActor.Props("q", Specs.Queue(capacity: 3)));
+        var idle = Sys.ActorOf(ProducerActor.Props(queue, "idle", Fast));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Producers));
+        for (var i = 0; i < 3; i++) queue.Tell(new Enqueue(i, i));
+        for (var i = 0; i < 3; i++) await ExpectMsgAsync(new EnqueueAccepted(i));
+        idle.Tell(new Produce("later", 7));
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // the queue is full: it waits for credit
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 1);
+        queue.Tell(new Ack((await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries[0].DeliveryId), consumer);
+        await ExpectMsgAsync(new EnqueueAccepted(7));
+    }
+
+    [Fact]
+    public async Task Producer_must_renumber_when_the_queue_forgot_what_it_confirmed()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 10, Fast with { ResendInterval = TimeSpan.FromMilliseconds(300) });
+        producer.Tell(new Produce("m1", 1));
+        producer.Tell(new Produce("m2", 2));
+        await queue.ExpectMsgAsync<SequencedMessage>();
+        await queue.ExpectMsgAsync<SequencedMessage>();
+        queue.Reply(new ProducerCredit(2, 10));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await ExpectMsgAsync(new EnqueueAccepted(2));
+        producer.Tell(new Produce("m3", 3));
+        Assert.Equal(3, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
+        await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
+        queue.Reply(new ProducerCredit(0, 10)); // a queue that lost its state
+        var resent = await queue.FishForMessageAsync<SequencedMessage>(m => m is SequencedMessage);
+        Assert.Equal((1L, (object)"m3"), (resent.SeqNr, resent.Message));
+    }
+
+    [Fact]
     public async Task Producer_must_resynchronise_when_the_queue_reports_a_gap()
     {
         var (queue, producer) = await RegisteredAsync(0, 10);
@@ -95,6 +141,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         producer.Tell(new Produce("c", 3));
         var rejected = await ExpectMsgAsync<EnqueueRejected>();
         Assert.Equal((3, RejectReason.ProducerBufferFull), (rejected.CorrelationId, rejected.Reason));
+        Assert.Equal(new RequestCredit("p", 1), await queue.ExpectMsgAsync<RequestCredit>());
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
 

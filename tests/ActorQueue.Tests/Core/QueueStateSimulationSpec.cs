@@ -65,12 +65,13 @@ public class QueueStateSimulationSpec
                     Track(seqMsg, r);
                     if (r.Status is EnqueueStatus.Accepted or EnqueueStatus.Parked) _nextSeq[p]++;
                     break;
-                case 2: s.RegisterProducer($"p{arg % 2}"); break;
+                case 2: s.RegisterProducer($"p{arg % 2}", arg % 3 == 0 ? long.MaxValue : arg % 5); break;
                 case 3:
                     // A producer with parked messages keeps them parked; only deactivate idle ones here.
                     if (s.ParkedCount == 0) s.DeactivateProducer($"p{arg % 2}");
                     break;
                 case 4:
+                    if (arg % 2 == 0) s.RequestCredit($"p{arg % 4 / 2}", _nextSeq[arg % 4 / 2] + arg % 5);
                     s.GrantCredit();
                     _h.CollectUpdates();
                     break;

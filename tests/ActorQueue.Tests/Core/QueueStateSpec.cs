@@ -319,6 +319,40 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void Idle_producer_reserves_nothing_and_credit_never_exceeds_demand()
+    {
+        var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
+        h.State.RegisterProducer("idle", demand: 0);
+        h.State.RegisterProducer("busy", demand: 3);
+        h.State.GrantCredit();
+        Assert.Equal(new[] { new ProducerUpdate("busy", 0, 3), new ProducerUpdate("idle", 0, 0) }, h.CollectUpdates().OrderBy(u => u.ProducerId));
+        Assert.Equal(3, h.State.OutstandingCredit);
+        Assert.Equal(EnqueueStatus.Accepted, h.Enqueue("plain").Status);
+
+        Assert.True(h.State.RequestCredit("busy", 20));
+        h.State.GrantCredit();
+        h.State.TryGetProducer("busy", out _, out var credit);
+        Assert.Equal(9, credit); // its window is all of the free room: it is the only producer wanting any
+        Assert.False(h.State.RequestCredit("ghost", 5));
+        h.State.CheckInvariants();
+    }
+
+    [Fact]
+    public void Nack_delay_is_capped_so_a_huge_delay_cannot_overflow()
+    {
+        var h = new CoreHarness(Settings());
+        h.EnqueueMany(1);
+        var c = h.Consumer(1);
+        var d = h.Dispatch().Single().Delivery;
+        Assert.Null(h.State.Nack(c, d.DeliveryId, TimeSpan.MaxValue, "someday", h.Now, out var outcome));
+        Assert.Equal(NackOutcome.Delayed, outcome);
+        h.Tick(QueueState.MaxNackDelay - TimeSpan.FromSeconds(1));
+        Assert.Equal(1, h.State.DelayedCount);
+        h.Tick(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, h.State.DelayedCount);
+    }
+
+    [Fact]
     public void Producers_share_capacity_fairly()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
@@ -480,7 +514,8 @@ public class QueueStateSpec
     public void Replaying_the_events_of_a_run_rebuilds_an_equal_state()
     {
         var h = new CoreHarness(Settings(capacity: 4, FullMode.Wait, maxAttempts: 2) with { ProducerCredit = 2, DeadLetterCapacity = 1 });
-        h.State.RegisterProducer("p");
+        h.State.RegisterProducer("p", demand: 1);
+        h.State.RequestCredit("p", 2);
         h.State.GrantCredit();
         h.State.EnqueueSequenced("p", 1, "s1", null, h.Now);
         h.State.EnqueueSequenced("p", 2, "s2", null, h.Now);
@@ -503,7 +538,7 @@ public class QueueStateSpec
         h.State.BeginDrain(new List<ParkedOutcome>());
         h.Enqueue("late");
 
-        Assert.True(h.Events.Select(e => e.GetType()).Distinct().Count() >= 18, "the run should cover nearly every event kind");
+        Assert.True(h.Events.Select(e => e.GetType()).Distinct().Count() >= 19, "the run should cover nearly every event kind");
         var replayed = h.Replay();
         Assert.Equal(h.State.Describe(), replayed.Describe());
         replayed.CheckInvariants();
