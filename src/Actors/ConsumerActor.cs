@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ActorQueue.Core;
+using ActorQueue.Metrics;
 using ActorQueue.Protocol;
 using Akka.Actor;
 using Akka.Event;
@@ -29,6 +30,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private int _timedOut;
     private bool _flushPending;
     private TimeSpan _ackTimeout;
+    private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
     private TimeSpan _lastExtension;
 
     private record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, Task Task, bool TimedOut);
@@ -114,6 +116,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             case ConsumerTick: HandleTick(); break;
             case ConsumerRegistered m:
                 _ackTimeout = m.AckTimeout;
+                _queueTag = new KeyValuePair<string, object?>(ActorQueueMetrics.QueueTag, m.QueueName);
                 StartTicking();
                 break;
             case SettleRejected m:
@@ -143,6 +146,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void Start(Delivery delivery)
     {
         var cancellation = _tokens.Count > 0 ? _tokens.Pop() : new CancellationTokenSource();
+        var started = ActorQueueMetrics.HandlerTime.Enabled ? Stopwatch.GetTimestamp() : 0;
         Task task;
         try
         {
@@ -156,6 +160,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         if (task.IsCompleted)
         {
             // The common fast path: no continuation, no self message.
+            if (started != 0) ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _queueTag);
             Finish(delivery.DeliveryId, task);
             Recycle(cancellation);
             return;
@@ -171,6 +176,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleDone(HandlerDone done)
     {
         if (!_running.Remove(done.DeliveryId, out var running)) return;
+        if (ActorQueueMetrics.HandlerTime.Enabled) ActorQueueMetrics.HandlerTime.Record((Now - running.StartedAt).TotalMilliseconds, _queueTag);
         if (running.TimedOut)
         {
             // Already nacked when it timed out; it only held a slot until now.

@@ -79,6 +79,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         switch (message)
         {
             case Produce m: HandleProduce(m); break;
+            case WithdrawProduce m: HandleWithdraw(m); break;
             case ProducerCredit m: HandleCredit(m); break;
             case SequenceRejected m: HandleRejected(m); break;
             case ProducerTick: HandleTick(); break;
@@ -101,6 +102,18 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         if (_unaccepted.Count == 0) _lastProgress = Now;
         _unsent.PushBack(new Pending(m.Message, m.CorrelationId, Sender, 0));
         SendWithinCredit();
+    }
+
+    private void HandleWithdraw(WithdrawProduce m)
+    {
+        // Only what has not been sent can be withdrawn; a sent message gets its real answer from the queue.
+        for (var i = 0; i < _unsent.Count; i++)
+        {
+            if (_unsent[i].CorrelationId != m.CorrelationId) continue;
+            var p = _unsent.RemoveAt(i);
+            Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
+            return;
+        }
     }
 
     private void HandleCredit(ProducerCredit m)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using ActorQueue.Core;
+using ActorQueue.Metrics;
 using ActorQueue.Protocol;
 using Akka.Actor;
 using Akka.Event;
@@ -16,6 +17,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 {
     private readonly string _name;
     private readonly QueueState _state;
+    private readonly QueueMetrics _metrics;
     private readonly long _startTimestamp = Stopwatch.GetTimestamp();
     private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
     private readonly ILoggingAdapter _log = Context.GetLogger();
@@ -47,7 +49,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     public QueueActor(string name, QueueSettings settings)
     {
         _name = name;
-        _state = new QueueState(settings);
+        _metrics = new QueueMetrics(name);
+        _state = new QueueState(settings, observer: _metrics);
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
@@ -56,12 +59,17 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
 
     /// <inheritdoc />
-    protected override void PreStart() =>
+    protected override void PreStart()
+    {
+        ActorQueueMetrics.Register(_metrics);
         Timers.StartPeriodicTimer("tick", QueueTick.Instance, _state.Settings.TickInterval);
+    }
 
     /// <inheritdoc />
     protected override void PostStop()
     {
+        _metrics.Publish(_state);
+        ActorQueueMetrics.Unregister(_metrics);
         _state.RejectAllParked(RejectReason.QueueStopped, $"Queue {_name} stopped.", _parkedOutcomes);
         ReplyParked();
         if (_state.Held > 0 || _state.DeadCount > 0)
@@ -125,7 +133,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void HandleEnqueue(Enqueue m)
     {
-        var result = _state.Enqueue(m.Message, m.CorrelationId, Sender, Now);
+        var result = _state.Enqueue(m.Message, m.CorrelationId, Sender, Now, m.Wait);
         switch (result.Status)
         {
             case EnqueueStatus.Accepted:
@@ -326,6 +334,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         foreach (var d in _dispatches)
             _consumerRefs[d.ConsumerId].Tell(new DeliveryBatch(d.Deliveries));
         _dispatches.Clear();
+        _metrics.Publish(_state);
 
         if (_state.IsDrained)
         {

@@ -88,5 +88,12 @@ internal sealed class ConsumerState(int id)
     public int InFlight;
 }
 
+/// <summary>Told of decisions as they are made, for metrics; never consulted, so it cannot change them.</summary>
+internal interface IQueueObserver
+{
+    /// <summary>A message was delivered <paramref name="waited"/> after it was accepted.</summary>
+    void Delivered(TimeSpan waited);
+}
+
 /// <summary>The core found its own state inconsistent: a bug, never a user error.</summary>
 internal sealed class QueueInvariantException(string message) : Exception(message);

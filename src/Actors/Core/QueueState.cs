@@ -13,6 +13,7 @@ internal sealed partial class QueueState
     private readonly QueueSettings _settings;
     private readonly Random _random;
     private readonly Action<QueueEvent>? _recorder;
+    private readonly IQueueObserver? _observer;
 
     // New messages in acceptance order; redeliveries (deadline missed, consumer lost, retry due) go to
     // their own ring, which is always served first so they overtake new work.
@@ -45,11 +46,13 @@ internal sealed partial class QueueState
     /// <param name="settings">Validated queue settings.</param>
     /// <param name="random">Source of retry jitter; seed it for deterministic runs.</param>
     /// <param name="recorder">Receives every event as it happens; null to record nothing.</param>
-    public QueueState(QueueSettings settings, Random? random = null, Action<QueueEvent>? recorder = null)
+    /// <param name="observer">Told of deliveries for metrics; null for none.</param>
+    public QueueState(QueueSettings settings, Random? random = null, Action<QueueEvent>? recorder = null, IQueueObserver? observer = null)
     {
         _settings = settings;
         _random = random ?? Random.Shared;
         _recorder = recorder;
+        _observer = observer;
         _ready = new RingBuffer<QueuedMessage>(Math.Min(settings.Capacity, 1024));
     }
 
@@ -183,12 +186,15 @@ internal sealed partial class QueueState
 
     // ---------------------------------------------------------------- enqueue
 
-    /// <summary>A message without a producer: it may only use room that is neither held nor reserved.</summary>
-    public EnqueueResult Enqueue(object? message, long correlationId, object? replyTo, TimeSpan now)
+    /// <summary>
+    /// A message without a producer: it may only use room that is neither held nor reserved. With
+    /// <paramref name="mayWait"/> false, full mode wait rejects at once instead of parking.
+    /// </summary>
+    public EnqueueResult Enqueue(object? message, long correlationId, object? replyTo, TimeSpan now, bool mayWait = true)
     {
         if (message is null) return Reject(RejectReason.InvalidMessage, "The message is null.");
         if (_draining) return Reject(RejectReason.Draining, "The queue is draining and accepts nothing new.");
-        return Admit(new ParkedMessage(message, null, 0, correlationId, now + _settings.FullWaitTimeout, replyTo), withinCredit: false, now);
+        return Admit(new ParkedMessage(message, null, 0, correlationId, now + _settings.FullWaitTimeout, replyTo), withinCredit: false, now, mayWait);
     }
 
     /// <summary>A numbered message from a registered producer, deduplicated and checked against its credit.</summary>
@@ -206,7 +212,7 @@ internal sealed partial class QueueState
         return Admit(new ParkedMessage(message, producerId, seqNr, seqNr, now + _settings.FullWaitTimeout, replyTo), withinCredit, now);
     }
 
-    private EnqueueResult Admit(in ParkedMessage m, bool withinCredit, TimeSpan now)
+    private EnqueueResult Admit(in ParkedMessage m, bool withinCredit, TimeSpan now, bool mayWait = true)
     {
         if (withinCredit || (_parked.Count == 0 && FreeCapacity > 0))
         {
@@ -222,7 +228,7 @@ internal sealed partial class QueueState
                 Record(static (id, n) => new MessageEvicted(id, n == 1), evicted.MessageId, newest ? 1 : 0);
                 Accept(m, now, fromWaitList: false);
                 return EnqueueResult.Accepted with { Evicted = evicted };
-            case FullMode.Wait when _parked.Count < _settings.Capacity:
+            case FullMode.Wait when mayWait && _parked.Count < _settings.Capacity:
                 OnMessageParked(m);
                 if (_recorder is not null) _recorder(new MessageParked(m.Message, m.ProducerId, m.SeqNr, m.CorrelationId, m.Deadline, m.ReplyTo));
                 return EnqueueResult.Parked;
@@ -347,6 +353,7 @@ internal sealed partial class QueueState
                 var deliveryId = _lastDeliveryId + 1;
                 var m = OnMessageDelivered(deliveryId, NextReady().MessageId, c.Id, deadline);
                 if (_recorder is not null) _recorder(new MessageDelivered(deliveryId, m.MessageId, c.Id, deadline));
+                _observer?.Delivered(now - m.AcceptedAt);
                 batch[i] = new Delivery(deliveryId, m.Message, m.Attempts);
             }
             output.Add(new ConsumerDispatch(c.Id, batch));

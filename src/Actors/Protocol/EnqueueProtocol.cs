@@ -14,7 +14,10 @@ public interface IEnqueueReply
 /// </summary>
 /// <param name="Message">The payload.</param>
 /// <param name="CorrelationId">Echoed in the reply so a caller can match replies to requests.</param>
-public sealed record Enqueue(object Message, long CorrelationId = 0)
+/// <param name="Wait">
+/// False to be answered at once: with no room the message is rejected (QueueFull) even when the full mode is wait.
+/// </param>
+public sealed record Enqueue(object Message, long CorrelationId = 0, bool Wait = true)
 {
     /// <summary>The payload; never null.</summary>
     public object Message { get; init; } = Message ?? throw new ArgumentNullException(nameof(Message));
@@ -31,6 +34,14 @@ public sealed record Produce(object Message, long CorrelationId = 0)
     /// <summary>The payload; never null.</summary>
     public object Message { get; init; } = Message ?? throw new ArgumentNullException(nameof(Message));
 }
+
+/// <summary>
+/// Withdraws a <see cref="Produce"/> that a <see cref="ProducerActor"/> has not yet sent to the queue: it answers
+/// the original sender <see cref="EnqueueRejected"/> with <see cref="RejectReason.Withdrawn"/>. If the message is
+/// already on its way, nothing changes and the original answer follows as usual.
+/// </summary>
+/// <param name="CorrelationId">The correlation id of the Produce to withdraw.</param>
+public sealed record WithdrawProduce(long CorrelationId);
 
 /// <summary>The message is accepted: the queue holds it until it is acked or dead-lettered.</summary>
 /// <param name="CorrelationId">The request's correlation id.</param>

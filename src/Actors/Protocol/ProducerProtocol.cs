@@ -25,6 +25,8 @@ public enum RejectReason
     InvalidMessage,
     /// <summary>The producer already holds buffer-size messages the queue has not accepted.</summary>
     ProducerBufferFull,
+    /// <summary>The sender withdrew the message (<see cref="WithdrawProduce"/>) before it reached the queue.</summary>
+    Withdrawn,
 }
 
 /// <summary>

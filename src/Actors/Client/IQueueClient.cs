@@ -1,0 +1,48 @@
+using ActorQueue.Protocol;
+
+namespace ActorQueue.Client;
+
+/// <summary>
+/// Puts messages of type <typeparamref name="T"/> on one queue from code that is not an actor. Safe to call from
+/// many threads at once; nothing blocks a thread.
+/// </summary>
+/// <typeparam name="T">The message type.</typeparam>
+public interface IQueueClient<in T> where T : notnull
+{
+    /// <summary>The queue this client writes to.</summary>
+    string QueueName { get; }
+
+    /// <summary>
+    /// Completes once the queue has accepted <paramref name="message"/>, waiting (without blocking) while the queue
+    /// is full. Cancelled while waiting, the message is withdrawn and <see cref="OperationCanceledException"/> is
+    /// thrown; once the message has reached the queue, cancellation comes too late and the call completes normally.
+    /// Either way nothing is half-enqueued and no credit is left held.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="cancellationToken">Stops waiting for room.</param>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    /// <exception cref="EnqueueRejectedException">The queue refused the message.</exception>
+    Task EnqueueAsync(T message, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Offers <paramref name="message"/> without waiting for room: true if the queue accepted it, false if it had no
+    /// room (whatever its full mode). It still waits for the queue's answer, which is immediate.
+    /// </summary>
+    /// <param name="message">The message.</param>
+    /// <param name="cancellationToken">Stops the call before the message is sent.</param>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    Task<bool> TryEnqueueAsync(T message, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Enqueues <paramref name="messages"/> in order, pipelined, and returns how many the queue accepted: all of them,
+    /// unless cancellation stopped it, in which case the first n were accepted and the rest were not enqueued.
+    /// </summary>
+    /// <param name="messages">The messages, in order.</param>
+    /// <param name="cancellationToken">Stops handing over the rest.</param>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    Task<int> EnqueueManyAsync(IEnumerable<T> messages, CancellationToken cancellationToken = default);
+
+    /// <summary>The queue's current stats.</summary>
+    /// <param name="cancellationToken">Stops waiting for the answer.</param>
+    Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken = default);
+}

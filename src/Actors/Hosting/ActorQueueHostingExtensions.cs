@@ -1,0 +1,128 @@
+using ActorQueue.Client;
+using Akka.Actor;
+using Akka.Configuration;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+
+namespace ActorQueue.Hosting;
+
+/// <summary>ActorQueue for Akka.Hosting: queues, DI consumers and typed clients in a generic host.</summary>
+public static class ActorQueueHostingExtensions
+{
+    /// <summary>Adds ActorQueue with one queue, configured by arguments (null keeps the HOCON value).</summary>
+    /// <param name="builder">The Akka builder.</param>
+    /// <param name="queueName">The queue to create at start-up.</param>
+    /// <param name="capacity">actor-queue.queue.capacity.</param>
+    /// <param name="fullMode">actor-queue.queue.full-mode.</param>
+    /// <param name="maxAttempts">actor-queue.queue.max-attempts.</param>
+    /// <param name="ackTimeout">actor-queue.queue.ack-timeout.</param>
+    public static AkkaConfigurationBuilder WithActorQueue(this AkkaConfigurationBuilder builder, string queueName,
+        int? capacity = null, FullMode? fullMode = null, int? maxAttempts = null, TimeSpan? ackTimeout = null) =>
+        builder.WithActorQueue(o => o.AddQueue(queueName, q =>
+        {
+            q.Capacity = capacity;
+            q.FullMode = fullMode;
+            q.MaxAttempts = maxAttempts;
+            q.AckTimeout = ackTimeout;
+        }));
+
+    /// <summary>Adds ActorQueue, configured by a delegate.</summary>
+    /// <param name="builder">The Akka builder.</param>
+    /// <param name="configure">Sets the options and adds queues.</param>
+    public static AkkaConfigurationBuilder WithActorQueue(this AkkaConfigurationBuilder builder, Action<ActorQueueOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(configure);
+        var options = new ActorQueueOptions();
+        configure(options);
+        return builder.WithActorQueue(options);
+    }
+
+    /// <summary>
+    /// Adds ActorQueue: the options as HOCON in front of the configuration, reference.conf behind it; at start-up
+    /// the guardian is registered under <see cref="QueueGuardian"/> and each queue is created (and registered under
+    /// its registry key, if it has one). A bad setting fails start-up naming its HOCON key.
+    /// </summary>
+    /// <param name="builder">The Akka builder.</param>
+    /// <param name="options">The options.</param>
+    public static AkkaConfigurationBuilder WithActorQueue(this AkkaConfigurationBuilder builder, ActorQueueOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(options);
+        builder.AddHocon(ConfigurationFactory.ParseString(options.ToHocon()), HoconAddMode.Prepend);
+        builder.AddHocon(ActorQueueConfig.Default(), HoconAddMode.Append);
+        var queues = options.Queues.ToArray();
+        return builder.WithActors(async (system, registry, _) =>
+        {
+            var extension = system.ActorQueues();
+            registry.TryRegister<QueueGuardian>(extension.Guardian);
+            foreach (var q in queues)
+            {
+                var queue = await extension.CreateQueueAsync(q.Name).ConfigureAwait(false);
+                if (q.RegistryKey is not null) registry.TryRegister(q.RegistryKey, queue);
+            }
+        });
+    }
+
+    /// <summary>
+    /// Starts a consumer of <paramref name="queueName"/> whose handler is resolved from the service provider for each
+    /// delivery, in a scope of its own (register <typeparamref name="THandler"/> as scoped or transient). Its
+    /// cancellation token fires on handler timeout and when the consumer stops at shutdown.
+    /// </summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <param name="builder">The Akka builder.</param>
+    /// <param name="queueName">The queue (created from HOCON if it does not exist yet).</param>
+    /// <param name="concurrency">Handlers at once; null for actor-queue.consumer.concurrency.</param>
+    /// <param name="prefetch">Deliveries asked for ahead; null for actor-queue.consumer.prefetch.</param>
+    /// <param name="instances">How many consumers to start.</param>
+    public static AkkaConfigurationBuilder WithQueueConsumer<THandler>(this AkkaConfigurationBuilder builder, string queueName,
+        int? concurrency = null, int? prefetch = null, int instances = 1) where THandler : class, IQueueHandler
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentException.ThrowIfNullOrEmpty(queueName);
+        ArgumentOutOfRangeException.ThrowIfLessThan(instances, 1);
+        return builder.WithActors(async (system, _, resolver) =>
+        {
+            var extension = system.ActorQueues();
+            await extension.CreateQueueAsync(queueName).ConfigureAwait(false);
+            var defaults = ConsumerSettings.Create(system.Settings.Config);
+            var settings = defaults with
+            {
+                Concurrency = concurrency ?? defaults.Concurrency,
+                Prefetch = prefetch ?? defaults.Prefetch,
+            };
+            var handler = new ScopedHandler<THandler>(resolver.GetService<IServiceScopeFactory>());
+            for (var i = 0; i < instances; i++)
+                await extension.StartConsumerAsync(queueName, handler, settings).ConfigureAwait(false);
+        });
+    }
+
+    /// <summary>
+    /// Registers an <see cref="IQueueClient{T}"/> of <paramref name="queueName"/>: keyed by the queue's name, and
+    /// unkeyed for the first queue of <typeparamref name="T"/> registered.
+    /// </summary>
+    /// <typeparam name="T">The message type.</typeparam>
+    /// <param name="services">The service collection.</param>
+    /// <param name="queueName">The queue the client writes to.</param>
+    /// <param name="options">Producer id, pending limit and timeouts; null for the defaults.</param>
+    public static IServiceCollection AddQueueClient<T>(this IServiceCollection services, string queueName, QueueClientOptions? options = null)
+        where T : notnull
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        ArgumentException.ThrowIfNullOrEmpty(queueName);
+        services.AddKeyedSingleton<IQueueClient<T>>(queueName, (sp, _) =>
+            new QueueClient<T>(sp.GetRequiredService<ActorSystem>, queueName, options));
+        services.TryAddSingleton(sp => sp.GetRequiredKeyedService<IQueueClient<T>>(queueName));
+        return services;
+    }
+
+    /// <summary>Resolves a fresh handler in its own scope for each delivery.</summary>
+    private sealed class ScopedHandler<THandler>(IServiceScopeFactory scopes) : IQueueHandler where THandler : class, IQueueHandler
+    {
+        public async Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken)
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(delivery, cancellationToken).ConfigureAwait(false);
+        }
+    }
+}

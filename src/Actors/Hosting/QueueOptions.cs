@@ -1,0 +1,86 @@
+using System.Globalization;
+using System.Text;
+
+namespace ActorQueue.Hosting;
+
+/// <summary>
+/// One queue's settings for Akka.Hosting. Every property is nullable: null keeps the HOCON value
+/// (actor-queue.queue, then reference.conf). Values are checked when the queue is created, and a bad one fails
+/// start-up with the HOCON key named.
+/// </summary>
+public sealed class QueueOptions
+{
+    /// <summary>Options for the queue named <paramref name="name"/>.</summary>
+    /// <param name="name">The queue's name (a valid actor name).</param>
+    public QueueOptions(string name)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(name);
+        Name = name;
+    }
+
+    /// <summary>The queue's name.</summary>
+    public string Name { get; }
+
+    /// <summary>The actor registry key the queue is registered under (inject it as <c>IRequiredActor&lt;TKey&gt;</c>); null for none.</summary>
+    public Type? RegistryKey { get; set; }
+
+    /// <summary>actor-queue.queue.capacity for this queue.</summary>
+    public int? Capacity { get; set; }
+
+    /// <summary>actor-queue.queue.full-mode for this queue.</summary>
+    public FullMode? FullMode { get; set; }
+
+    /// <summary>actor-queue.queue.full-wait-timeout for this queue.</summary>
+    public TimeSpan? FullWaitTimeout { get; set; }
+
+    /// <summary>actor-queue.queue.ack-timeout for this queue.</summary>
+    public TimeSpan? AckTimeout { get; set; }
+
+    /// <summary>actor-queue.queue.max-attempts for this queue.</summary>
+    public int? MaxAttempts { get; set; }
+
+    /// <summary>actor-queue.queue.retry.min-backoff for this queue.</summary>
+    public TimeSpan? RetryMinBackoff { get; set; }
+
+    /// <summary>actor-queue.queue.retry.max-backoff for this queue.</summary>
+    public TimeSpan? RetryMaxBackoff { get; set; }
+
+    /// <summary>actor-queue.queue.retry.random-factor for this queue.</summary>
+    public double? RetryRandomFactor { get; set; }
+
+    /// <summary>actor-queue.queue.producer-credit for this queue.</summary>
+    public int? ProducerCredit { get; set; }
+
+    /// <summary>actor-queue.queue.dead-letter-capacity for this queue.</summary>
+    public int? DeadLetterCapacity { get; set; }
+
+    /// <summary>actor-queue.queue.tick-interval for this queue.</summary>
+    public TimeSpan? TickInterval { get; set; }
+
+    /// <summary>Writes the non-null settings as the body of a HOCON object.</summary>
+    internal void AppendHocon(StringBuilder sb)
+    {
+        Key(sb, "capacity", Capacity);
+        if (FullMode is { } mode) sb.Append("full-mode = ").Append(QueueSettings.ToHocon(mode)).Append('\n');
+        Key(sb, "full-wait-timeout", FullWaitTimeout);
+        Key(sb, "ack-timeout", AckTimeout);
+        Key(sb, "max-attempts", MaxAttempts);
+        Key(sb, "retry.min-backoff", RetryMinBackoff);
+        Key(sb, "retry.max-backoff", RetryMaxBackoff);
+        if (RetryRandomFactor is { } f) sb.Append("retry.random-factor = ").Append(f.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        Key(sb, "producer-credit", ProducerCredit);
+        Key(sb, "dead-letter-capacity", DeadLetterCapacity);
+        Key(sb, "tick-interval", TickInterval);
+    }
+
+    internal static void Key(StringBuilder sb, string key, int? value)
+    {
+        if (value is { } v) sb.Append(key).Append(" = ").Append(v.ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+
+    internal static void Key(StringBuilder sb, string key, TimeSpan? value)
+    {
+        // Whole milliseconds in HOCON; a negative value is written as it is so validation can name it.
+        if (value is { } v) sb.Append(key).Append(" = ").Append(((long)v.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)).Append("ms\n");
+    }
+}
