@@ -171,6 +171,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         _state.RegisterProducer(m.ProducerId, m.Demand);
         _state.ForgetReported(m.ProducerId);
         RequestFlush();
+        if (_state.IsDraining && m.Demand > 0 && _state.TryGetProducer(m.ProducerId, out var accepted, out _))
+            Sender.Tell(new SequenceRejected(accepted + 1, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."));
     }
 
     private void HandleRequestCredit(RequestCredit m)
@@ -178,6 +180,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         if (string.IsNullOrEmpty(m.ProducerId))
         {
             Invalid(m, "RequestCredit needs a producer id.");
+            return;
+        }
+        if (_state.IsDraining)
+        {
+            // No credit will ever come: tell the producer now rather than leave its callers waiting.
+            Sender.Tell(new SequenceRejected(m.UpToSeqNr, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."));
             return;
         }
         if (!_state.RequestCredit(m.ProducerId, m.UpToSeqNr))

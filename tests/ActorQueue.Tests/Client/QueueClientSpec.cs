@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using ActorQueue.Client;
+using ActorQueue.Protocol;
+using ActorQueue.Tests.Support;
+using Akka.Actor;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ActorQueue.Tests.Client;
+
+public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
+{
+    public QueueClientSpec(ITestOutputHelper output) : base(Specs.Hocon, output: output) { }
+
+    private async Task<(IActorRef Queue, QueueClient<int> Client)> ClientAsync(string name, int capacity, FullMode mode = FullMode.Wait, QueueClientOptions? options = null)
+    {
+        var queue = await Sys.ActorQueues().CreateQueueAsync(name, Specs.Queue(capacity, mode));
+        return (queue, new QueueClient<int>(Sys, name, options));
+    }
+
+    private ConcurrentDictionary<int, int> Consume(IActorRef queue)
+    {
+        var seen = new ConcurrentDictionary<int, int>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            seen.AddOrUpdate((int)d.Message, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }));
+        return seen;
+    }
+
+    [Fact]
+    public async Task Many_concurrent_callers_wait_on_a_full_queue_and_every_message_arrives_once()
+    {
+        var (queue, client) = await ClientAsync("busy", capacity: 5);
+        var calls = Enumerable.Range(0, 200).Select(i => Task.Run(() => client.EnqueueAsync(i))).ToArray();
+        await AwaitAssertAsync(async () => Assert.Equal(5, (await queue.StatsAsync()).Held));
+        Assert.Equal(5, calls.Count(c => c.IsCompletedSuccessfully)); // the rest are waiting, not failing
+        Assert.DoesNotContain(calls, c => c.IsFaulted);
+
+        var seen = Consume(queue);
+        await Task.WhenAll(calls).WaitAsync(TimeSpan.FromSeconds(20));
+        await AwaitConditionAsync(() => Task.FromResult(seen.Count == 200), TimeSpan.FromSeconds(10));
+        Assert.All(seen.Values, n => Assert.Equal(1, n));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((200, 0L), (stats.Enqueued, stats.Rejected));
+    }
+
+    [Fact]
+    public async Task Cancelled_callers_enqueue_nothing_and_leave_no_credit_behind()
+    {
+        var (queue, client) = await ClientAsync("cancel", capacity: 3);
+        for (var i = 0; i < 3; i++) await client.EnqueueAsync(i);
+        using var cts = new CancellationTokenSource();
+        var waiting = Enumerable.Range(100, 10).Select(i => client.EnqueueAsync(i, cts.Token)).ToArray();
+        await Task.Delay(100); // let them queue up behind the full queue before cancelling them all
+        cts.Cancel();
+        foreach (var w in waiting) await Assert.ThrowsAnyAsync<OperationCanceledException>(() => w.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var seen = Consume(queue);
+        await AwaitConditionAsync(() => Task.FromResult(seen.Count == 3));
+        for (var i = 3; i < 6; i++) await client.EnqueueAsync(i); // the whole capacity is usable again
+        await AwaitConditionAsync(() => Task.FromResult(seen.Count == 6));
+        Assert.Equal(Enumerable.Range(0, 6), seen.Keys.Order());
+        Assert.Equal(6, (await queue.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
+    public async Task Cancellation_before_the_call_sends_nothing()
+    {
+        var (queue, client) = await ClientAsync("precancelled", capacity: 3);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => client.EnqueueAsync(1, new CancellationToken(true)));
+        Assert.Equal(0, (await queue.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
+    public async Task Try_enqueue_does_not_wait_for_room()
+    {
+        var (queue, client) = await ClientAsync("try", capacity: 2, FullMode.Wait);
+        Assert.True(await client.TryEnqueueAsync(1));
+        Assert.True(await client.TryEnqueueAsync(2));
+        Assert.False(await client.TryEnqueueAsync(3));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((2, 0), (stats.Held, stats.Waiting));
+    }
+
+    [Fact]
+    public async Task Enqueue_many_returns_how_many_were_accepted_in_order()
+    {
+        var (queue, client) = await ClientAsync("many", capacity: 100);
+        Assert.Equal(50, await client.EnqueueManyAsync(Enumerable.Range(0, 50)));
+        Assert.Equal(50, (await queue.StatsAsync()).Ready);
+
+        var (small, smallClient) = await ClientAsync("many-small", capacity: 4);
+        using var cts = new CancellationTokenSource();
+        var batch = smallClient.EnqueueManyAsync(Enumerable.Range(0, 20), cts.Token);
+        await AwaitAssertAsync(async () => Assert.Equal(4, (await small.StatsAsync()).Held));
+        cts.Cancel();
+        Assert.Equal(4, await batch);
+        var seen = Consume(small);
+        await AwaitConditionAsync(() => Task.FromResult(seen.Count == 4));
+        Assert.Equal(Enumerable.Range(0, 4), seen.Keys.Order());
+        Assert.Equal(4, (await small.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
+    public async Task Draining_or_stopped_queue_raises_queue_closed()
+    {
+        var (queue, client) = await ClientAsync("closing", capacity: 5);
+        await client.EnqueueAsync(1);
+        queue.Tell(Drain.Instance);
+        var draining = await Assert.ThrowsAsync<QueueClosedException>(() => client.EnqueueAsync(2));
+        Assert.Equal(RejectReason.Draining, draining.Reason);
+        Consume(queue);
+        await AwaitConditionAsync(async () =>
+            await Record.ExceptionAsync(() => client.EnqueueAsync(3)) is QueueClosedException { Reason: RejectReason.QueueStopped });
+    }
+
+    [Fact]
+    public async Task Stats_come_from_the_queue()
+    {
+        var (_, client) = await ClientAsync("stats", capacity: 5);
+        await client.EnqueueAsync(7);
+        var stats = await client.GetStatsAsync();
+        Assert.Equal(("stats", 1, 1L), (stats.QueueName, stats.Ready, stats.Enqueued));
+    }
+}

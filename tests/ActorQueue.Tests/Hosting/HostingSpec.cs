@@ -1,0 +1,214 @@
+using System.Collections.Concurrent;
+using ActorQueue.Client;
+using ActorQueue.Hosting;
+using ActorQueue.Protocol;
+using ActorQueue.Tests.Support;
+using Akka.Actor;
+using Akka.Hosting;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Xunit;
+
+namespace ActorQueue.Tests.Hosting;
+
+/// <summary>Builds real generic hosts on Akka.Hosting (Akka.Hosting.TestKit is xunit v3 only) and checks the result.</summary>
+public sealed class HostingSpec : IAsyncLifetime
+{
+    private readonly List<IHost> _hosts = new();
+
+    private sealed class OrdersQueue;
+
+    private sealed class EmailsQueue;
+
+    private async Task<IHost> StartAsync(Action<AkkaConfigurationBuilder> configure, Action<IServiceCollection>? services = null)
+    {
+        var host = new HostBuilder().ConfigureServices(s =>
+        {
+            services?.Invoke(s);
+            s.AddAkka("hosting-spec", b =>
+            {
+                b.AddHocon(Akka.Configuration.ConfigurationFactory.ParseString(Specs.Hocon), HoconAddMode.Append);
+                configure(b);
+            });
+        }).Build();
+        _hosts.Add(host);
+        await host.StartAsync();
+        return host;
+    }
+
+    private static ActorSystem System(IHost host) => host.Services.GetRequiredService<ActorSystem>();
+
+    [Fact]
+    public async Task Arguments_overload_prepends_its_settings_and_creates_the_queue()
+    {
+        var host = await StartAsync(b => b.WithActorQueue("orders", capacity: 42, fullMode: FullMode.Reject, maxAttempts: 3, ackTimeout: TimeSpan.FromSeconds(7)));
+        var config = System(host).Settings.Config;
+        Assert.Equal(42, config.GetInt("actor-queue.queues.orders.capacity"));
+        Assert.Equal("reject", config.GetString("actor-queue.queues.orders.full-mode"));
+        Assert.Equal(TimeSpan.FromSeconds(7), config.GetTimeSpan("actor-queue.queues.orders.ack-timeout"));
+        Assert.Equal(4, config.GetInt("actor-queue.consumer.concurrency")); // reference.conf appended behind
+        var settings = QueueSettings.Create(System(host), "orders");
+        Assert.Equal((42, FullMode.Reject, 3), (settings.Capacity, settings.FullMode, settings.MaxAttempts));
+        var queue = await System(host).ActorQueues().GetQueueAsync("orders");
+        Assert.Equal(42, (await queue.StatsAsync()).Capacity);
+    }
+
+    [Fact]
+    public async Task Delegate_overload_creates_several_named_queues_and_registers_them_with_the_guardian()
+    {
+        var host = await StartAsync(b => b.WithActorQueue(o => o
+            .AddQueue<OrdersQueue>("orders", q => q.Capacity = 10)
+            .AddQueue<EmailsQueue>("emails", q => q.Capacity = 20)));
+        var registry = host.Services.GetRequiredService<ActorRegistry>();
+        Assert.Equal(System(host).ActorQueues().Guardian, await registry.GetAsync<QueueGuardian>());
+        var orders = await host.Services.GetRequiredService<IRequiredActor<OrdersQueue>>().GetAsync();
+        var emails = await host.Services.GetRequiredService<IRequiredActor<EmailsQueue>>().GetAsync();
+        Assert.Equal(("orders", 10), ((await orders.StatsAsync()).QueueName, (await orders.StatsAsync()).Capacity));
+        Assert.Equal(("emails", 20), ((await emails.StatsAsync()).QueueName, (await emails.StatsAsync()).Capacity));
+    }
+
+    [Fact]
+    public async Task Options_overload_overrides_hocon_only_where_set()
+    {
+        var options = new ActorQueueOptions { DrainOnShutdown = false, ConsumerPrefetch = 3 };
+        options.AddQueue("a", q => q.Capacity = 9).AddQueue("b");
+        var host = await StartAsync(b => b
+            .AddHocon(Akka.Configuration.ConfigurationFactory.ParseString("actor-queue.queue.capacity = 7"), HoconAddMode.Prepend)
+            .WithActorQueue(options));
+        var queues = System(host).ActorQueues();
+        Assert.Equal(9, (await (await queues.GetQueueAsync("a")).StatsAsync()).Capacity);
+        Assert.Equal(7, (await (await queues.GetQueueAsync("b")).StatsAsync()).Capacity);
+        Assert.Equal(3, ConsumerSettings.Create(System(host).Settings.Config).Prefetch);
+        Assert.False(System(host).Settings.Config.GetBoolean("actor-queue.drain-on-shutdown"));
+    }
+
+    [Fact]
+    public void Options_are_written_as_hocon_with_null_meaning_keep_the_default()
+    {
+        var options = new ActorQueueOptions().AddQueue("q", o =>
+        {
+            o.FullMode = FullMode.DropOldest;
+            o.RetryMinBackoff = TimeSpan.FromMilliseconds(250);
+            o.RetryRandomFactor = 0.5;
+        });
+        var config = Akka.Configuration.ConfigurationFactory.ParseString(options.ToHocon());
+        Assert.Equal("drop-oldest", config.GetString("actor-queue.queues.q.full-mode"));
+        Assert.Equal(TimeSpan.FromMilliseconds(250), config.GetTimeSpan("actor-queue.queues.q.retry.min-backoff"));
+        Assert.Equal(0.5, config.GetDouble("actor-queue.queues.q.retry.random-factor"));
+        Assert.False(config.HasPath("actor-queue.queues.q.capacity"));
+        Assert.False(config.HasPath("actor-queue.guardian-name"));
+    }
+
+    [Fact]
+    public async Task Bad_option_fails_queue_creation_naming_the_hocon_key()
+    {
+        var system = ActorSystem.Create("bad-option", Akka.Configuration.ConfigurationFactory.ParseString(
+            new ActorQueueOptions().AddQueue("orders", q => q.Capacity = 0).ToHocon()));
+        try
+        {
+            var error = await Assert.ThrowsAsync<Akka.Configuration.ConfigurationException>(() => system.ActorQueues().CreateQueueAsync("orders"));
+            Assert.Contains("actor-queue.queues.\"orders\".capacity = 0", error.Message);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
+    [Fact]
+    public async Task Bad_option_fails_host_start_up()
+    {
+        var error = await Record.ExceptionAsync(() => StartAsync(b => b.WithActorQueue("orders", capacity: 0)));
+        Assert.NotNull(error);
+        Assert.Contains("actor-queue.queues.\"orders\".capacity = 0", error.ToString());
+    }
+
+    [Fact]
+    public async Task Consumer_from_di_gets_a_fresh_scoped_handler_per_delivery()
+    {
+        var seen = new ConcurrentBag<(string Message, Guid Handler, Guid Scope)>();
+        var host = await StartAsync(
+            b => b.WithActorQueue("jobs").WithQueueConsumer<RecordingScopedHandler>("jobs", concurrency: 2, prefetch: 4),
+            s => s.AddSingleton(seen).AddScoped<ScopeMarker>().AddScoped<RecordingScopedHandler>().AddQueueClient<string>("jobs"));
+        var client = host.Services.GetRequiredService<IQueueClient<string>>();
+        for (var i = 0; i < 5; i++) await client.EnqueueAsync($"job-{i}");
+        await WaitUntil(() => seen.Count == 5);
+        Assert.Equal(5, seen.Select(s => s.Handler).Distinct().Count());
+        Assert.Equal(5, seen.Select(s => s.Scope).Distinct().Count());
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => $"job-{i}"), seen.Select(s => s.Message).Order());
+    }
+
+    [Fact]
+    public async Task Consumer_handlers_are_cancelled_when_the_host_stops()
+    {
+        var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var cancelled = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var host = await StartAsync(
+            b => b.AddHocon(Akka.Configuration.ConfigurationFactory.ParseString("akka.coordinated-shutdown.phases.service-requests-done.timeout = 500ms"), HoconAddMode.Prepend)
+                  .WithActorQueue("slow").WithQueueConsumer<BlockingHandler>("slow"),
+            s => s.AddSingleton(new BlockingHandler.Signals(started, cancelled)).AddTransient<BlockingHandler>().AddQueueClient<string>("slow"));
+        await host.Services.GetRequiredService<IQueueClient<string>>().EnqueueAsync("stuck");
+        await started.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        await host.StopAsync();
+        await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task Clients_are_registered_keyed_by_queue_name()
+    {
+        var host = await StartAsync(b => b.WithActorQueue(o => o.AddQueue("a").AddQueue("b")),
+            s => s.AddQueueClient<int>("a").AddQueueClient<int>("b"));
+        var a = host.Services.GetRequiredKeyedService<IQueueClient<int>>("a");
+        var b = host.Services.GetRequiredKeyedService<IQueueClient<int>>("b");
+        Assert.Same(a, host.Services.GetRequiredService<IQueueClient<int>>());
+        await a.EnqueueAsync(1);
+        await b.EnqueueAsync(2);
+        await b.EnqueueAsync(3);
+        Assert.Equal((1, 2), ((await a.GetStatsAsync()).Ready, (await b.GetStatsAsync()).Ready));
+    }
+
+    private static async Task WaitUntil(Func<bool> condition)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (!condition()) await Task.Delay(10, timeout.Token);
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var host in _hosts)
+        {
+            await host.StopAsync();
+            host.Dispose();
+        }
+    }
+
+    private sealed class ScopeMarker
+    {
+        public Guid Id { get; } = Guid.NewGuid();
+    }
+
+    private sealed class RecordingScopedHandler(ConcurrentBag<(string, Guid, Guid)> seen, ScopeMarker scope) : IQueueHandler
+    {
+        private readonly Guid _id = Guid.NewGuid();
+
+        public Task HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+        {
+            seen.Add(((string)delivery.Message, _id, scope.Id));
+            return Task.CompletedTask;
+        }
+    }
+
+    private sealed class BlockingHandler(BlockingHandler.Signals signals) : IQueueHandler
+    {
+        public sealed record Signals(TaskCompletionSource Started, TaskCompletionSource Cancelled);
+
+        public async Task HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+        {
+            await using var _ = cancellationToken.Register(() => signals.Cancelled.TrySetResult());
+            signals.Started.TrySetResult();
+            await Task.Delay(Timeout.Infinite, cancellationToken);
+        }
+    }
+}
