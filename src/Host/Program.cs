@@ -18,5 +18,13 @@ catch (ArgumentException e)
     return 2;
 }
 
-var summary = await DemoRunner.RunAsync(options, Console.Out);
-return summary.Lost == 0 && summary.Completed ? 0 : 1;
+// Ctrl+C stops producing early; the run still drains and reports what happened.
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) =>
+{
+    e.Cancel = true;
+    stop.Cancel();
+};
+
+var summary = await DemoRunner.RunAsync(options, DemoView.ForConsole(), stop.Token);
+return summary.Ok ? 0 : 1;

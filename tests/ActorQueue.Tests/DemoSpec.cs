@@ -1,25 +1,56 @@
 using ActorQueue.Host;
+using Spectre.Console;
 using Xunit;
 
 namespace ActorQueue.Tests;
 
 public class DemoSpec
 {
-    [Fact]
-    public async Task Demo_moves_every_message_through_crashes_and_failures_and_reports_nothing_lost()
+    private static (DemoView View, StringWriter Output) PlainView()
     {
         var output = new StringWriter();
-        var summary = await DemoRunner.RunAsync(new DemoOptions { Messages = 3000, Crashes = 2, FailureRate = 0.05, Timeout = TimeSpan.FromSeconds(60) }, output);
-        Assert.True(summary.Completed, output.ToString());
-        Assert.Equal((3000, 3000, 0, 2), (summary.Accepted, summary.Handled + summary.DeadLettered, summary.Lost, summary.Crashes));
-        Assert.True(summary.Nacked > 0 && summary.Redelivered > 0, output.ToString());
-        Assert.Contains("lost                    0", output.ToString());
-        Assert.Contains("OK: nothing accepted was lost.", output.ToString());
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(output),
+        });
+        return (new DemoView(console, live: false), output);
+    }
+
+    [Fact]
+    public async Task Demo_survives_crashes_failures_and_a_poison_message_and_loses_nothing()
+    {
+        var (view, output) = PlainView();
+        var options = new DemoOptions { Duration = TimeSpan.FromSeconds(3), CrashRate = 2, FailureRate = 0.05, Latency = TimeSpan.FromMilliseconds(2), Capacity = 200 };
+        var summary = await DemoRunner.RunAsync(options, view);
+        var text = output.ToString();
+        Assert.True(summary.Ok, text);
+        Assert.Equal(0, summary.Lost);
+        Assert.Equal(summary.Accepted, summary.Handled + summary.DeadLettered);
+        Assert.Equal(1, summary.DeadLettered); // the poison message, after max-attempts
+        Assert.True(summary.Crashes > 0 && summary.Redelivered > 0 && summary.Nacked > 0, text);
+        Assert.Contains("producing", text);
+        Assert.Contains("is poison", text);
+        Assert.Contains("OK: every accepted message was handled or dead-lettered; nothing was lost.", text);
+    }
+
+    [Fact]
+    public async Task Demo_in_reject_mode_counts_rejections_and_still_loses_nothing()
+    {
+        var (view, output) = PlainView();
+        var options = new DemoOptions { Duration = TimeSpan.FromSeconds(2), FullMode = FullMode.Reject, Capacity = 20, CrashRate = 0, Poison = false, Latency = TimeSpan.FromMilliseconds(3) };
+        var summary = await DemoRunner.RunAsync(options, view);
+        Assert.True(summary.Ok, output.ToString());
+        Assert.True(summary.Rejected > 0, output.ToString());
+        Assert.Equal(summary.Produced, summary.Accepted + summary.Rejected);
     }
 
     [Theory]
-    [InlineData("--messages", "0", "--messages must be a whole number of at least 1")]
-    [InlineData("--failure-rate", "1.5", "--failure-rate must be a number")]
+    [InlineData("--producers", "0", "--producers must be a whole number of at least 1")]
+    [InlineData("--failure-rate", "1.5", "--failure-rate must be a number from 0 up to (not including) 1")]
+    [InlineData("--full-mode", "sideways", "--full-mode must be one of wait, reject, drop-oldest, drop-newest")]
     [InlineData("--bogus", "1", "Unknown option '--bogus'")]
     public void Demo_options_reject_bad_values_by_name(string option, string value, string message) =>
         Assert.Contains(message, Assert.Throws<ArgumentException>(() => DemoOptions.Parse(new[] { option, value })).Message);
@@ -27,7 +58,12 @@ public class DemoSpec
     [Fact]
     public void Demo_options_parse_every_option()
     {
-        var o = DemoOptions.Parse("--messages 10 --producers 2 --consumers 3 --capacity 7 --failure-rate 0.5 --crashes 0 --timeout 9".Split(' '));
-        Assert.Equal(new DemoOptions { Messages = 10, Producers = 2, Consumers = 3, Capacity = 7, FailureRate = 0.5, Crashes = 0, Timeout = TimeSpan.FromSeconds(9) }, o);
+        var o = DemoOptions.Parse("--producers 2 --consumers 3 --messages 10 --duration 9 --capacity 7 --full-mode drop-oldest --failure-rate 0.5 --crash-rate 0.25 --latency 4 --no-poison --drain-timeout 5".Split(' '));
+        Assert.Equal(new DemoOptions
+        {
+            Producers = 2, Consumers = 3, Messages = 10, Duration = TimeSpan.FromSeconds(9), Capacity = 7, FullMode = FullMode.DropOldest,
+            FailureRate = 0.5, CrashRate = 0.25, Latency = TimeSpan.FromMilliseconds(4), Poison = false, DrainTimeout = TimeSpan.FromSeconds(5),
+        }, o);
+        Assert.Contains("--crash-rate", DemoOptions.Usage);
     }
 }
