@@ -124,7 +124,7 @@ public sealed class DemoView
         Row("elapsed", string.Create(CultureInfo.InvariantCulture, $"{s.Elapsed.TotalSeconds:F1}s"));
         _console.Write(table);
         foreach (var d in deadLetters.Take(5))
-            _console.WriteLine($"dead letter {d.MessageId} after {d.Attempts} attempts: {d.Reason}");
+            _console.WriteLine($"dead letter (queue id {d.MessageId}) after {d.Attempts} attempts: {d.Reason}");
         _console.WriteLine(s.Ok
             ? "OK: every accepted message was handled or dead-lettered; nothing was lost."
             : s.Completed ? $"FAILED: {s.Lost} accepted messages were lost." : "FAILED: the queue did not settle everything it accepted before the drain timeout.");
