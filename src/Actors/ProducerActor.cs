@@ -107,13 +107,24 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void HandleWithdraw(WithdrawProduce m)
     {
         // Only what has not been sent can be withdrawn; a sent message gets its real answer from the queue.
-        for (var i = 0; i < _unsent.Count; i++)
+        if (m.CorrelationIds is null || m.CorrelationIds.Length == 0) return;
+        var withdraw = m.CorrelationIds.Length == 1 ? null : new HashSet<long>(m.CorrelationIds);
+        var removed = false;
+        for (var i = _unsent.Count - 1; i >= 0; i--)
         {
-            if (_unsent[i].CorrelationId != m.CorrelationId) continue;
+            var id = _unsent[i].CorrelationId;
+            if (withdraw is null ? id != m.CorrelationIds[0] : !withdraw.Contains(id)) continue;
             var p = _unsent.RemoveAt(i);
             Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
-            return;
+            removed = true;
         }
+        if (!removed) return;
+        // Give back the credit asked for what is gone, so it does not sit reserved in the queue.
+        var wanted = _acceptedSeqNr + _unaccepted.Count + _unsent.Count;
+        if (wanted >= _demandSeqNr || _registering) return;
+        _demandSeqNr = wanted;
+        _creditSeqNr = Math.Min(_creditSeqNr, Math.Max(wanted, _sentSeqNr));
+        _queue.Tell(new RequestCredit(_producerId, wanted));
     }
 
     private void HandleCredit(ProducerCredit m)

@@ -68,10 +68,10 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     /// <inheritdoc />
     protected override void PostStop()
     {
-        _metrics.Publish(_state);
-        ActorQueueMetrics.Unregister(_metrics);
         _state.RejectAllParked(RejectReason.QueueStopped, $"Queue {_name} stopped.", _parkedOutcomes);
         ReplyParked();
+        _metrics.Publish(_state);
+        ActorQueueMetrics.Unregister(_metrics);
         if (_state.Held > 0 || _state.DeadCount > 0)
             _log.Warning("Queue {0} stopped holding {1} messages and {2} dead letters; an in-memory queue loses them.", _name, _state.Held, _state.DeadCount);
     }

@@ -25,12 +25,18 @@ namespace ActorQueue.Host;
 /// <param name="Lost">Accepted messages neither handled, dead-lettered nor dropped: must be 0.</param>
 /// <param name="Completed">Whether everything accepted was settled before the drain timeout.</param>
 /// <param name="Elapsed">How long the run took.</param>
+/// <param name="QueueEnqueued">What the queue itself counted as accepted: it must match <paramref name="Accepted"/>.</param>
+/// <param name="ProducerErrors">Producers that failed with an unexpected error.</param>
 public sealed record DemoSummary(
     long Produced, int Accepted, long Rejected, int Dropped, long Delivered, long Redelivered, long Acked, long Nacked,
-    int DeadLettered, int Handled, int Duplicates, long Crashes, int Lost, bool Completed, TimeSpan Elapsed)
+    int DeadLettered, int Handled, int Duplicates, long Crashes, int Lost, bool Completed, TimeSpan Elapsed,
+    long QueueEnqueued = 0, int ProducerErrors = 0)
 {
-    /// <summary>The demo's verdict: everything accepted was settled and nothing is missing.</summary>
-    public bool Ok => Completed && Lost == 0;
+    /// <summary>
+    /// The demo's verdict: everything accepted was settled, nothing is missing, the queue and the ledger agree on
+    /// what was accepted, and no producer failed.
+    /// </summary>
+    public bool Ok => Completed && Lost == 0 && QueueEnqueued == Accepted && ProducerErrors == 0;
 }
 
 /// <summary>
@@ -87,13 +93,26 @@ public static class DemoRunner
             }
         });
         await chaos;
+        var producerErrors = 0;
+        foreach (var p in producers)
+        {
+            try
+            {
+                await p;
+            }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                producerErrors++;
+                view.ShowError($"a producer failed: {e.Message}");
+            }
+        }
 
         var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(int.MaxValue), TimeSpan.FromSeconds(10));
         var final = await queue.Ask<QueueStats>(GetStats.Instance, TimeSpan.FromSeconds(10));
         var deadIds = dead.Items.Select(d => ((DemoMessage)d.Message).Id).ToHashSet();
         var summary = new DemoSummary(ledger.Produced, ledger.Accepted, ledger.Rejected, ledger.Dropped, final.Delivered,
             final.Redelivered, final.Acked, final.Nacked, dead.Total, ledger.Handled, ledger.Duplicates, ledger.Crashes,
-            ledger.Lost(deadIds), completed, clock.Elapsed);
+            ledger.Lost(deadIds), completed, clock.Elapsed, final.Enqueued, producerErrors);
         await host.StopAsync(CancellationToken.None);
         view.ShowSummary(summary, dead.Items);
         return summary;
@@ -128,13 +147,19 @@ public static class DemoRunner
             while (!stop.IsCancellationRequested)
             {
                 var burst = new List<Task>();
+                var limitReached = false;
                 for (var n = random.Next(100, 400); n > 0 && !stop.IsCancellationRequested; n--)
                 {
-                    if (options.Messages > 0 && ledger.Produced >= options.Messages) return;
+                    if (options.Messages > 0 && ledger.Produced >= options.Messages)
+                    {
+                        limitReached = true;
+                        break;
+                    }
                     burst.Add(SendAsync(client, new DemoMessage(ledger.NextId()), options, ledger));
                 }
                 // A burst is over when the queue has taken all of it: under backpressure that is when consumers catch up.
                 await Task.WhenAll(burst);
+                if (limitReached) return;
                 try
                 {
                     await Task.Delay(random.Next(100, 500), stop);

@@ -99,6 +99,10 @@ public sealed class DemoView
         });
     }
 
+    /// <summary>Shows an error of the run itself.</summary>
+    /// <param name="message">What went wrong.</param>
+    public void ShowError(string message) => _console.WriteLine($"error: {message}");
+
     /// <summary>Shows the final summary and the dead letters.</summary>
     /// <param name="s">The run's summary.</param>
     /// <param name="deadLetters">The queue's dead letters.</param>
@@ -121,13 +125,19 @@ public sealed class DemoView
         Row("duplicates (after crashes)", s.Duplicates);
         Row("consumer crashes", s.Crashes);
         Row("lost", s.Lost);
+        Row("accepted, as the queue counts it", s.QueueEnqueued);
         Row("elapsed", string.Create(CultureInfo.InvariantCulture, $"{s.Elapsed.TotalSeconds:F1}s"));
         _console.Write(table);
         foreach (var d in deadLetters.Take(5))
             _console.WriteLine($"dead letter (queue id {d.MessageId}) after {d.Attempts} attempts: {d.Reason}");
-        _console.WriteLine(s.Ok
-            ? "OK: every accepted message was handled or dead-lettered; nothing was lost."
-            : s.Completed ? $"FAILED: {s.Lost} accepted messages were lost." : "FAILED: the queue did not settle everything it accepted before the drain timeout.");
+        _console.WriteLine(s switch
+        {
+            { Ok: true } => "OK: every accepted message was handled or dead-lettered; nothing was lost.",
+            { Completed: false } => "FAILED: the queue did not settle everything it accepted before the drain timeout.",
+            { Lost: > 0 } => $"FAILED: {s.Lost} accepted messages were lost.",
+            { ProducerErrors: > 0 } => $"FAILED: {s.ProducerErrors} producers failed.",
+            _ => $"FAILED: the queue accepted {s.QueueEnqueued} messages but the producers were told {s.Accepted}.",
+        });
     }
 
     private static IRenderable Render(DemoSnapshot snapshot)

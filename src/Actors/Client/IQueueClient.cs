@@ -26,7 +26,8 @@ public interface IQueueClient<in T> where T : notnull
 
     /// <summary>
     /// Offers <paramref name="message"/> without waiting for room: true if the queue accepted it, false if it had no
-    /// room (whatever its full mode). It still waits for the queue's answer, which is immediate.
+    /// room. Full mode wait does not park it; the drop modes evict a ready message to make room and return true.
+    /// It still waits for the queue's answer, which is immediate.
     /// </summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Stops the call before the message is sent.</param>

@@ -9,17 +9,22 @@ namespace ActorQueue.Client;
 /// a small actor routes its answers back to the waiting calls by correlation id. It connects on first use.
 /// </summary>
 /// <typeparam name="T">The message type.</typeparam>
-public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T : notnull
+public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposable where T : notnull
 {
     private readonly Func<ActorSystem> _system;
     private readonly QueueClientOptions _options;
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<IEnqueueReply>> _pending = new();
-    private readonly Lazy<Task<Connection>> _connection;
+    private readonly object _connectLock = new();
+    private Task<Connection>? _connection;
     private long _nextId;
+    private volatile bool _disposing;
     private volatile ActorQueueException? _closed;
 
-    /// <summary>Creates a client of <paramref name="queueName"/> in <paramref name="system"/>.</summary>
+    /// <summary>
+    /// Creates a client of <paramref name="queueName"/> in <paramref name="system"/>. Create one per queue and keep
+    /// it (AddQueueClient registers it as a singleton): each instance is a producer the queue remembers.
+    /// </summary>
     /// <param name="system">The actor system the queue lives in.</param>
     /// <param name="queueName">The queue (created by the <see cref="ActorQueueExtension"/> or Akka.Hosting).</param>
     /// <param name="options">Producer id, pending limit and timeouts; null for the defaults.</param>
@@ -36,7 +41,6 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T :
         QueueName = queueName;
         _options = options ?? new QueueClientOptions();
         _slots = new SemaphoreSlim(_options.MaxPending, _options.MaxPending);
-        _connection = new Lazy<Task<Connection>>(ConnectAsync);
     }
 
     /// <inheritdoc />
@@ -52,7 +56,15 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T :
         await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            var reply = await ProduceAsync(c, message, cancellationToken).ConfigureAwait(false);
+            var (id, answer) = Expect();
+            c.Producer.Tell(new Produce(message, id), c.Replies);
+            IEnqueueReply reply;
+            if (!cancellationToken.CanBeCanceled) reply = await answer.ConfigureAwait(false);
+            else
+            {
+                await using (cancellationToken.Register(static state => ((Withdrawal)state!).Send(), new Withdrawal(c.Producer, id)))
+                    reply = await answer.ConfigureAwait(false);
+            }
             if (reply is EnqueueRejected { Reason: RejectReason.Withdrawn }) throw new OperationCanceledException(cancellationToken);
             ThrowIfRejected(reply);
         }
@@ -79,30 +91,43 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T :
     public async Task<int> EnqueueManyAsync(IEnumerable<T> messages, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
+        // Checked before anything is sent, so a null part-way through cannot leave half a batch enqueued.
+        var batch = messages as IReadOnlyList<T> ?? messages.ToList();
+        foreach (var message in batch) ArgumentNullException.ThrowIfNull(message, nameof(messages));
         var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
-        var answers = new List<Task<IEnqueueReply>>();
-        try
+        var ids = new List<long>(batch.Count);
+        var answers = new List<Task<IEnqueueReply>>(batch.Count);
+        // One withdrawal for the whole batch, handled at once by the producer: what stays sent is a prefix. Sends and
+        // the withdrawal are ordered by one lock, so no message can slip in behind the withdrawal.
+        await using var withdraw = cancellationToken.Register(() =>
         {
-            foreach (var message in messages)
+            lock (ids) c.Producer.Tell(new WithdrawProduce(ids.ToArray()), ActorRefs.NoSender);
+        });
+        foreach (var message in batch)
+        {
+            try
             {
-                ArgumentNullException.ThrowIfNull(message, nameof(messages));
-                if (cancellationToken.IsCancellationRequested) break;
-                try
+                await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                break;
+            }
+            var (id, answer) = Expect();
+            lock (ids)
+            {
+                if (cancellationToken.IsCancellationRequested)
                 {
-                    await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
+                    _pending.TryRemove(id, out _);
+                    _slots.Release();
                     break;
                 }
-                answers.Add(ReleaseWhenDone(ProduceAsync(c, message, cancellationToken)));
+                ids.Add(id);
+                c.Producer.Tell(new Produce(message, id), c.Replies);
             }
+            answers.Add(ReleaseWhenDone(answer));
         }
-        finally
-        {
-            // Whatever was handed over gets its answer; cancellation withdraws the ones not yet sent.
-            await Task.WhenAll(answers).ConfigureAwait(false);
-        }
+        await Task.WhenAll(answers).ConfigureAwait(false);
         var accepted = 0;
         foreach (var answer in answers)
         {
@@ -120,34 +145,33 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T :
         return await c.Queue.Ask<QueueStats>(GetStats.Instance, _options.AskTimeout, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Stops the client's producer; calls still waiting fail with <see cref="QueueClosedException"/>.</summary>
+    /// <summary>
+    /// Closes the client: new calls fail with <see cref="QueueClosedException"/>, messages not yet sent are withdrawn
+    /// (their callers see <see cref="OperationCanceledException"/>), messages already sent get their real answer
+    /// (waited for up to the ask timeout), then the client's producer stops.
+    /// </summary>
     public async ValueTask DisposeAsync()
     {
-        if (!_connection.IsValueCreated) return;
-        try
+        _disposing = true;
+        Task<Connection>? connecting;
+        lock (_connectLock) connecting = _connection;
+        if (connecting is not null && connecting.IsCompletedSuccessfully)
         {
-            var c = await _connection.Value.ConfigureAwait(false);
+            var c = connecting.Result;
+            var waiting = _pending.ToArray();
+            if (waiting.Length > 0)
+            {
+                c.Producer.Tell(new WithdrawProduce(waiting.Select(p => p.Key).ToArray()), ActorRefs.NoSender);
+                await Task.WhenAny(Task.WhenAll(waiting.Select(p => p.Value.Task)), Task.Delay(_options.AskTimeout)).ConfigureAwait(false);
+            }
             c.Producer.Tell(PoisonPill.Instance);
-        }
-        catch (Exception e) when (e is not OutOfMemoryException)
-        {
-            // It never connected; there is nothing to stop.
+            c.Replies.Tell(PoisonPill.Instance);
         }
         Close(new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} was disposed."));
     }
 
-    private async Task<IEnqueueReply> ProduceAsync(Connection c, T message, CancellationToken cancellationToken)
-    {
-        var (id, answer) = Expect();
-        c.Producer.Tell(new Produce(message, id), c.Replies);
-        if (!cancellationToken.CanBeCanceled) return await answer.ConfigureAwait(false);
-        await using var withdraw = cancellationToken.Register(static state =>
-        {
-            var (producer, correlationId) = ((IActorRef, long))state!;
-            producer.Tell(new WithdrawProduce(correlationId), ActorRefs.NoSender);
-        }, (c.Producer, id));
-        return await answer.ConfigureAwait(false);
-    }
+    /// <summary>Closes the client; see <see cref="DisposeAsync"/>, which this waits for.</summary>
+    public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
     private async Task<IEnqueueReply> ReleaseWhenDone(Task<IEnqueueReply> answer)
     {
@@ -191,23 +215,37 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable where T :
             : new EnqueueRejectedException(QueueName, r.Reason, r.Detail);
     }
 
-    private async Task<Connection> ConnectedAsync(CancellationToken cancellationToken)
+    private Task<Connection> ConnectedAsync(CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        if (_closed is { } closed) throw closed;
-        return await _connection.Value.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (_closed is { } closed) return Task.FromException<Connection>(closed);
+        if (_disposing) return Task.FromException<Connection>(new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} is closing."));
+        Task<Connection> connecting;
+        lock (_connectLock)
+        {
+            // A failed attempt (queue not created yet, guardian busy) is not kept: the next call tries again.
+            if (_connection is null || _connection.IsFaulted || _connection.IsCanceled) _connection = ConnectAsync();
+            connecting = _connection;
+        }
+        return connecting.IsCompletedSuccessfully ? connecting : connecting.WaitAsync(cancellationToken);
     }
 
     private async Task<Connection> ConnectAsync()
     {
         var system = _system();
-        var queues = system.ActorQueues();
-        var queue = await queues.GetQueueAsync(QueueName).ConfigureAwait(false);
+        var guardian = system.ActorQueues().Guardian;
+        var queue = (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
         var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
         var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
-        var producer = await queues.StartProducerAsync(QueueName, producerId, settings).ConfigureAwait(false);
+        var producer = (await guardian.Ask<ProducerStarted>(new StartProducer(QueueName, producerId, settings), _options.AskTimeout).ConfigureAwait(false)).Producer;
         var replies = system.ActorOf(Props.Create(() => new Replies(this, queue, producer)));
         return new Connection(queue, producer, replies);
+    }
+
+    /// <summary>The state of a cancellation callback: withdraws one request without a closure.</summary>
+    private sealed class Withdrawal(IActorRef producer, long correlationId)
+    {
+        public void Send() => producer.Tell(new WithdrawProduce(correlationId), ActorRefs.NoSender);
     }
 
     /// <summary>Routes answers to the waiting calls; when the queue or producer stops, fails them all.</summary>

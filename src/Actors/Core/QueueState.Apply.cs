@@ -56,7 +56,14 @@ internal sealed partial class QueueState
     private void OnCreditRequested(string producerId, long demandSeqNr)
     {
         var p = _producers[producerId];
-        if (demandSeqNr > p.DemandSeqNr) p.DemandSeqNr = demandSeqNr;
+        p.DemandSeqNr = demandSeqNr;
+        var cap = Math.Max(demandSeqNr, p.LastSeqNr);
+        if (p.CreditSeqNr <= cap) return;
+        // Credit beyond what the producer still has to send goes back to the queue.
+        var before = p.Outstanding;
+        p.CreditSeqNr = cap;
+        _outstandingCredit += p.Outstanding - before;
+        MarkDirty(p);
     }
 
     private void OnProducerDeactivated(string producerId)

@@ -99,11 +99,14 @@ internal sealed partial class QueueState
         Record(static (id, d) => new ProducerRegistered(id, d), producerId, demandSeqNr);
     }
 
-    /// <summary>The producer has messages up to <paramref name="demandSeqNr"/> to send; false for an unknown or inactive producer.</summary>
+    /// <summary>
+    /// The producer has messages up to <paramref name="demandSeqNr"/> to send (its latest word counts: a lower
+    /// number takes back credit it no longer needs); false for an unknown or inactive producer.
+    /// </summary>
     public bool RequestCredit(string producerId, long demandSeqNr)
     {
         if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return false;
-        if (demandSeqNr <= p.DemandSeqNr) return true;
+        if (demandSeqNr == p.DemandSeqNr) return true;
         OnCreditRequested(producerId, demandSeqNr);
         Record(static (id, d) => new CreditRequested(id, d), producerId, demandSeqNr);
         return true;

@@ -91,7 +91,10 @@ public static class ActorQueueHostingExtensions
                 Concurrency = concurrency ?? defaults.Concurrency,
                 Prefetch = prefetch ?? defaults.Prefetch,
             };
-            var handler = new ScopedHandler<THandler>(resolver.GetService<IServiceScopeFactory>());
+            var scopes = resolver.GetService<IServiceScopeFactory>();
+            // Fail start-up, not every delivery, when the handler is not registered.
+            using (var scope = scopes.CreateScope()) scope.ServiceProvider.GetRequiredService<THandler>();
+            var handler = new ScopedHandler<THandler>(scopes);
             for (var i = 0; i < instances; i++)
                 await extension.StartConsumerAsync(queueName, handler, settings).ConfigureAwait(false);
         });

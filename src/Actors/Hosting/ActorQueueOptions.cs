@@ -52,7 +52,7 @@ public sealed class ActorQueueOptions
     public string ToHocon()
     {
         var sb = new StringBuilder("actor-queue {\n");
-        if (GuardianName is not null) sb.Append("guardian-name = \"").Append(GuardianName.Replace("\"", "\\\"", StringComparison.Ordinal)).Append("\"\n");
+        if (GuardianName is not null) sb.Append("guardian-name = ").Append(Quote(GuardianName)).Append('\n');
         if (DrainOnShutdown is { } drain) sb.Append("drain-on-shutdown = ").Append(drain ? "on" : "off").Append('\n');
         sb.Append("consumer {\n");
         QueueOptions.Key(sb, "prefetch", ConsumerPrefetch);
@@ -61,10 +61,13 @@ public sealed class ActorQueueOptions
         sb.Append("}\nqueues {\n");
         foreach (var q in Queues)
         {
-            sb.Append('"').Append(q.Name).Append("\" {\n");
+            sb.Append(Quote(q.Name)).Append(" {\n");
             q.AppendHocon(sb);
             sb.Append("}\n");
         }
         return sb.Append("}\n}\n").ToString();
     }
+
+    private static string Quote(string value) =>
+        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 }

@@ -80,7 +80,8 @@ public sealed class QueueOptions
 
     internal static void Key(StringBuilder sb, string key, TimeSpan? value)
     {
-        // Whole milliseconds in HOCON; a negative value is written as it is so validation can name it.
-        if (value is { } v) sb.Append(key).Append(" = ").Append(((long)v.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)).Append("ms\n");
+        // Milliseconds with their fraction, so nothing is rounded away; a negative value is written as it is so
+        // validation can name it.
+        if (value is { } v) sb.Append(key).Append(" = ").Append(v.TotalMilliseconds.ToString("0.####", CultureInfo.InvariantCulture)).Append("ms\n");
     }
 }

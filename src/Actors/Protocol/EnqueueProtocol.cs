@@ -36,12 +36,17 @@ public sealed record Produce(object Message, long CorrelationId = 0)
 }
 
 /// <summary>
-/// Withdraws a <see cref="Produce"/> that a <see cref="ProducerActor"/> has not yet sent to the queue: it answers
-/// the original sender <see cref="EnqueueRejected"/> with <see cref="RejectReason.Withdrawn"/>. If the message is
-/// already on its way, nothing changes and the original answer follows as usual.
+/// Withdraws <see cref="Produce"/> requests that a <see cref="ProducerActor"/> has not yet sent to the queue, all
+/// at once: each is answered <see cref="EnqueueRejected"/> with <see cref="RejectReason.Withdrawn"/>, and the
+/// credit asked for them is given back. A message already on its way is not affected; its answer follows as usual.
+/// Since a producer sends in order, what a batch withdrawal leaves sent is always a prefix of the batch.
 /// </summary>
-/// <param name="CorrelationId">The correlation id of the Produce to withdraw.</param>
-public sealed record WithdrawProduce(long CorrelationId);
+/// <param name="CorrelationIds">The correlation ids of the requests to withdraw.</param>
+public sealed record WithdrawProduce(params long[] CorrelationIds)
+{
+    /// <summary>The correlation ids of the requests to withdraw; never null.</summary>
+    public long[] CorrelationIds { get; init; } = CorrelationIds ?? throw new ArgumentNullException(nameof(CorrelationIds));
+}
 
 /// <summary>The message is accepted: the queue holds it until it is acked or dead-lettered.</summary>
 /// <param name="CorrelationId">The request's correlation id.</param>

@@ -49,8 +49,9 @@ public sealed record RegisterProducer(string ProducerId, long Demand = long.MaxV
 }
 
 /// <summary>
-/// A registered producer has messages up to <paramref name="UpToSeqNr"/> to send (cumulative: a lower number
-/// than before changes nothing). The queue answers with <see cref="ProducerCredit"/> as room allows.
+/// A registered producer has messages up to <paramref name="UpToSeqNr"/> to send. The latest request counts: a
+/// lower number than before (messages withdrawn) gives back the credit beyond it. The queue answers with
+/// <see cref="ProducerCredit"/> as room allows.
 /// </summary>
 /// <param name="ProducerId">The registered producer's id.</param>
 /// <param name="UpToSeqNr">The highest sequence number it has a message for.</param>

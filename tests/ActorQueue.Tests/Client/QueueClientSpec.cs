@@ -66,6 +66,47 @@ public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Withdrawn_calls_give_their_credit_back_to_other_producers()
+    {
+        var (queue, a) = await ClientAsync("shared", capacity: 3);
+        var b = new QueueClient<int>(Sys, "shared");
+        for (var i = 0; i < 3; i++) await a.EnqueueAsync(i);
+        using var cts = new CancellationTokenSource();
+        var waiting = Enumerable.Range(100, 10).Select(i => a.EnqueueAsync(i, cts.Token)).ToArray();
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Producers));
+        cts.Cancel();
+        foreach (var w in waiting) await Assert.ThrowsAnyAsync<OperationCanceledException>(() => w.WaitAsync(TimeSpan.FromSeconds(10)));
+
+        var seen = Consume(queue);
+        // a no longer wants anything, so all of the room that frees up can go to b.
+        await Task.WhenAll(Enumerable.Range(10, 6).Select(i => b.EnqueueAsync(i))).WaitAsync(TimeSpan.FromSeconds(10));
+        await AwaitConditionAsync(() => Task.FromResult(seen.Count == 9));
+        Assert.Equal(0, (await queue.StatsAsync()).Held);
+    }
+
+    [Fact]
+    public async Task Client_created_before_its_queue_connects_once_the_queue_exists()
+    {
+        var client = new QueueClient<int>(Sys, "later", new QueueClientOptions { AskTimeout = TimeSpan.FromSeconds(3) });
+        await Assert.ThrowsAsync<InvalidOperationException>(() => client.EnqueueAsync(1));
+        var queue = await Sys.ActorQueues().CreateQueueAsync("later", Specs.Queue());
+        await client.EnqueueAsync(2);
+        Assert.Equal(1, (await queue.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
+    public async Task Disposed_client_withdraws_what_it_has_not_sent_and_refuses_new_calls()
+    {
+        var (queue, client) = await ClientAsync("disposed", capacity: 1);
+        await client.EnqueueAsync(1);
+        var waiting = client.EnqueueAsync(2);
+        await client.DisposeAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting.WaitAsync(TimeSpan.FromSeconds(10)));
+        await Assert.ThrowsAsync<QueueClosedException>(() => client.EnqueueAsync(3));
+        Assert.Equal(1, (await queue.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
     public async Task Cancellation_before_the_call_sends_nothing()
     {
         var (queue, client) = await ClientAsync("precancelled", capacity: 3);

@@ -338,6 +338,25 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void Lowering_demand_gives_back_the_credit_beyond_it()
+    {
+        var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
+        h.State.RegisterProducer("p", demand: 8);
+        h.State.GrantCredit();
+        h.State.EnqueueSequenced("p", 1, "a", null, h.Now);
+        Assert.Equal(7, h.State.OutstandingCredit);
+        Assert.True(h.State.RequestCredit("p", 3));
+        h.State.TryGetProducer("p", out var accepted, out var credit);
+        Assert.Equal((1, 3), (accepted, credit));
+        Assert.Equal(2, h.State.OutstandingCredit);
+        Assert.Equal(new ProducerUpdate("p", 1, 3), h.CollectUpdates().Single());
+        h.State.RequestCredit("p", 0); // never below what was accepted
+        h.State.TryGetProducer("p", out _, out credit);
+        Assert.Equal(1, credit);
+        h.State.CheckInvariants();
+    }
+
+    [Fact]
     public void Nack_delay_is_capped_so_a_huge_delay_cannot_overflow()
     {
         var h = new CoreHarness(Settings());

@@ -89,11 +89,13 @@ public sealed class HostingSpec : IAsyncLifetime
         {
             o.FullMode = FullMode.DropOldest;
             o.RetryMinBackoff = TimeSpan.FromMilliseconds(250);
+            o.TickInterval = TimeSpan.FromTicks(5_000); // half a millisecond is not rounded away
             o.RetryRandomFactor = 0.5;
         });
         var config = Akka.Configuration.ConfigurationFactory.ParseString(options.ToHocon());
         Assert.Equal("drop-oldest", config.GetString("actor-queue.queues.q.full-mode"));
         Assert.Equal(TimeSpan.FromMilliseconds(250), config.GetTimeSpan("actor-queue.queues.q.retry.min-backoff"));
+        Assert.Equal(TimeSpan.FromTicks(5_000), config.GetTimeSpan("actor-queue.queues.q.tick-interval"));
         Assert.Equal(0.5, config.GetDouble("actor-queue.queues.q.retry.random-factor"));
         Assert.False(config.HasPath("actor-queue.queues.q.capacity"));
         Assert.False(config.HasPath("actor-queue.guardian-name"));
@@ -121,6 +123,14 @@ public sealed class HostingSpec : IAsyncLifetime
         var error = await Record.ExceptionAsync(() => StartAsync(b => b.WithActorQueue("orders", capacity: 0)));
         Assert.NotNull(error);
         Assert.Contains("actor-queue.queues.\"orders\".capacity = 0", error.ToString());
+    }
+
+    [Fact]
+    public async Task Consumer_whose_handler_is_not_registered_fails_start_up()
+    {
+        var error = await Record.ExceptionAsync(() => StartAsync(b => b.WithActorQueue("jobs").WithQueueConsumer<RecordingScopedHandler>("jobs")));
+        Assert.NotNull(error);
+        Assert.Contains(nameof(RecordingScopedHandler), error.ToString());
     }
 
     [Fact]
