@@ -1,0 +1,151 @@
+using ActorQueue.Benchmarks.Peers;
+
+namespace ActorQueue.Benchmarks;
+
+/// <summary>One peer's runs in one scenario, summarised: medians and ranges over the rounds that completed.</summary>
+internal sealed record PeerSummary(
+    string Peer, string Description, long Messages, double Rate, double MedianMessagesPerSecond, double MinMessagesPerSecond,
+    double MaxMessagesPerSecond, double BytesPerMessage, double PeakMegabytes, Latency? Latency, int Failed, IReadOnlyList<RunResult> Runs);
+
+/// <summary>A scenario's results: every peer on the same work.</summary>
+internal sealed record ScenarioResult(string Id, string Title, string Shape, int Capacity, string Work, IReadOnlyList<PeerSummary> Peers)
+{
+    public PeerSummary? Find(string peer) => Peers.FirstOrDefault(p => p.Peer == peer);
+}
+
+/// <summary>Runs the scenarios: warm-up first, then every peer once per round, in an order that alternates.</summary>
+internal sealed class Harness(HarnessOptions options, TextWriter log)
+{
+    private readonly Peer _actorQueue = new ActorQueuePeer(ActorQueuePeer.Producers.Protocol);
+    private readonly Peer _viaProducerActor = new ActorQueuePeer(ActorQueuePeer.Producers.ProducerActor);
+    private readonly Peer _rawTell = new RawTellPeer();
+    private readonly Peer _creditWindow = new CreditWindowPeer();
+    private readonly Peer _delivery = new DeliveryPeer();
+    private readonly Peer _sourceQueue = new StreamsQueuePeer();
+    private readonly Peer _channel = new ChannelPeer();
+
+    public const string ActorQueueName = "ActorQueue";
+
+    public async Task<List<ScenarioResult>> RunAsync()
+    {
+        var all = new[] { _actorQueue, _viaProducerActor, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel };
+        await WarmUpAsync(all);
+        var results = new List<ScenarioResult>();
+        var one = new Shape(1, 1);
+        var s = options.Scenarios;
+        ScenarioResult? first = null;
+        if (s.Contains(1))
+        {
+            first = await RunScenarioAsync("1", "1 producer -> 1 consumer, at-least-once with acks", one, all, p => p == _delivery ? options.DeliveryMessages : options.Messages, TimeSpan.Zero);
+            results.Add(first);
+        }
+        if (s.Contains(2))
+        {
+            var multi = new[] { _actorQueue, _rawTell, _creditWindow, _channel };
+            results.Add(await RunScenarioAsync("2 (4x4)", "4 producers -> 4 consumers", new Shape(4, 4), multi, _ => options.Messages, TimeSpan.Zero));
+            results.Add(await RunScenarioAsync("2 (1x8)", "1 producer -> 8 consumers (work pulling)", new Shape(1, 8), multi, _ => options.Messages, TimeSpan.Zero));
+        }
+        if (s.Contains(3))
+        {
+            var slow = new[] { _actorQueue, _rawTell, _creditWindow, _channel };
+            foreach (var n in options.SlowConsumerMessages)
+                results.Add(await RunScenarioAsync($"3 ({Count(n)})", $"slow consumer ({options.SlowWork.TotalMicroseconds:0} us of work per message), N = {Count(n)}: peak memory", one, slow, _ => n, options.SlowWork));
+        }
+        if (s.Contains(4) && first is not null)
+        {
+            var paced = new[] { _actorQueue, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel };
+            results.Add(await RunScenarioAsync("4", $"latency emit -> handler at half each peer's scenario-1 rate, {options.LatencyDuration.TotalSeconds:0.#} s", one, paced,
+                p => (long)Math.Max(1000, HalfRate(first, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => HalfRate(first, p)));
+        }
+        if (s.Contains(5))
+        {
+            var growth = new[] { _actorQueue, _creditWindow, _channel };
+            foreach (var n in options.GrowthMessages)
+                results.Add(await RunScenarioAsync($"5 ({Count(n)})", $"throughput as N grows, N = {Count(n)}", one, growth, _ => n, TimeSpan.Zero));
+        }
+        return results;
+    }
+
+    private static double HalfRate(ScenarioResult first, Peer peer) =>
+        first.Find(peer.Name) is { MedianMessagesPerSecond: > 0 } p ? p.MedianMessagesPerSecond / 2 : 10_000;
+
+    private async Task WarmUpAsync(IReadOnlyList<Peer> peers)
+    {
+        if (options.WarmupRounds == 0) return;
+        log.WriteLine($"Warming up: {options.WarmupRounds} throwaway rounds of {Count(options.WarmupMessages)} per peer");
+        for (var r = 0; r < options.WarmupRounds; r++)
+        {
+            foreach (var peer in peers)
+            {
+                var n = peer == _delivery ? Math.Min(options.WarmupMessages, 20_000) : options.WarmupMessages;
+                var result = await Measurement.RunAsync(peer, new RunSpec(new Shape(1, 1), options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
+                if (!result.Completed) log.WriteLine($"  warm-up of {peer.Name} failed: {result.Error}");
+            }
+        }
+    }
+
+    private async Task<ScenarioResult> RunScenarioAsync(
+        string id, string title, Shape shape, IReadOnlyList<Peer> candidates, Func<Peer, long> messages, TimeSpan work, Func<Peer, double>? rate = null)
+    {
+        var peers = candidates.Where(p => p.Supports(shape)).ToList();
+        log.WriteLine($"Scenario {id}: {title} [{shape}, capacity {options.Capacity}]");
+        var runs = peers.ToDictionary(p => p, _ => new List<RunResult>());
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            foreach (var peer in Order(peers, round))
+            {
+                var n = messages(peer);
+                var spec = new RunSpec(shape, options.Capacity, n, work, rate?.Invoke(peer) ?? 0);
+                var result = await Measurement.RunAsync(peer, spec, round, Timeout(n, work));
+                runs[peer].Add(result);
+                log.WriteLine(result.Completed
+                    ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak" +
+                      (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "")
+                    : $"  round {round + 1}: {peer.Name,-28} FAILED: {result.Error}");
+            }
+        }
+        var summaries = peers.Select(p => Summarize(p, messages(p), rate?.Invoke(p) ?? 0, runs[p])).ToList();
+        return new ScenarioResult(id, title, shape.ToString(), options.Capacity, work == TimeSpan.Zero ? "none" : $"{work.TotalMicroseconds:0} us spin per message", summaries);
+    }
+
+    // Rotates the start each round and reverses every other round, so no peer always runs first or after the same one.
+    private static IEnumerable<Peer> Order(List<Peer> peers, int round)
+    {
+        var rotated = peers.Skip(round % peers.Count).Concat(peers.Take(round % peers.Count));
+        return round % 2 == 1 ? rotated.Reverse() : rotated;
+    }
+
+    private static PeerSummary Summarize(Peer peer, long messages, double rate, List<RunResult> runs)
+    {
+        var ok = runs.Where(r => r.Completed).ToList();
+        Latency? latency = null;
+        if (ok.All(r => r.Latency is not null) && ok.Count > 0)
+        {
+            latency = new Latency(
+                Median(ok.Select(r => r.Latency!.P50)), Median(ok.Select(r => r.Latency!.P99)),
+                Median(ok.Select(r => r.Latency!.P999)), ok.Max(r => r.Latency!.Max));
+        }
+        return new PeerSummary(peer.Name, peer.Description, messages, rate,
+            Median(ok.Select(r => r.MessagesPerSecond)), ok.Count > 0 ? ok.Min(r => r.MessagesPerSecond) : 0,
+            ok.Count > 0 ? ok.Max(r => r.MessagesPerSecond) : 0, Median(ok.Select(r => r.BytesPerMessage)),
+            Median(ok.Select(r => r.PeakMegabytes)), latency, runs.Count - ok.Count, runs);
+    }
+
+    public static double Median(IEnumerable<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        if (sorted.Length == 0) return 0;
+        var mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+
+    private static TimeSpan Timeout(long messages, TimeSpan work) =>
+        TimeSpan.FromSeconds(30 + messages / 50_000.0 + messages * work.TotalSeconds * 3);
+
+    public static string Count(long n) => n switch
+    {
+        >= 1_000_000 when n % 1_000_000 == 0 => $"{n / 1_000_000}M",
+        >= 1_000 when n % 1_000 == 0 => $"{n / 1_000}k",
+        _ => n.ToString("N0"),
+    };
+}

@@ -1,0 +1,156 @@
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Akka.Actor;
+using ScottPlot;
+using Spectre.Console;
+
+namespace ActorQueue.Benchmarks;
+
+/// <summary>A target the harness checks: a ratio or a figure measured in this run against its threshold.</summary>
+internal sealed record TargetResult(string Scenario, string Target, double Value, string Comparison, double Threshold, bool Pass);
+
+/// <summary>Where the figures came from.</summary>
+internal sealed record MachineInfo(string Cpu, int Cores, string Os, string Runtime, string Akka, string Gc);
+
+/// <summary>Everything one harness run measured; written as JSON.</summary>
+internal sealed record BenchReport(
+    DateTimeOffset Date, string Mode, MachineInfo Machine, int Rounds, int WarmupRounds, long WarmupMessages,
+    IReadOnlyList<ScenarioResult> Scenarios, IReadOnlyList<TargetResult> Targets);
+
+/// <summary>Checks the targets and writes the console table, the JSON file and the chart.</summary>
+internal static class Report
+{
+    private const string Aq = Harness.ActorQueueName;
+
+    public static List<TargetResult> CheckTargets(IReadOnlyList<ScenarioResult> scenarios)
+    {
+        var targets = new List<TargetResult>();
+        var s1 = scenarios.FirstOrDefault(s => s.Id == "1");
+        var aq1 = s1?.Find(Aq)?.MedianMessagesPerSecond ?? 0;
+        if (s1 is not null)
+        {
+            Ratio(targets, s1, "ActorQueue / credit-window Tell", "Credit-window Tell", 0.5);
+            Ratio(targets, s1, "ActorQueue / Akka.Delivery", "Akka.Delivery", 25);
+            Ratio(targets, s1, "ActorQueue / Source.Queue", "Source.Queue", 3);
+            var bytes = s1.Find(Aq)?.BytesPerMessage ?? double.NaN;
+            targets.Add(new TargetResult("1", "ActorQueue bytes allocated per message", bytes, "<=", 64, bytes <= 64));
+        }
+        foreach (var s2 in scenarios.Where(s => s.Id.StartsWith("2 ", StringComparison.Ordinal)))
+        {
+            var rate = s2.Find(Aq)?.MedianMessagesPerSecond ?? 0;
+            var ratio = aq1 > 0 ? rate / aq1 : double.NaN;
+            targets.Add(new TargetResult(s2.Id, $"ActorQueue {s2.Shape} / ActorQueue scenario 1", ratio, ">=", 0.5, ratio >= 0.5));
+        }
+        var slow = scenarios.Where(s => s.Id.StartsWith("3 ", StringComparison.Ordinal)).ToList();
+        if (slow.Count >= 2)
+        {
+            var small = slow[0].Find(Aq)?.PeakMegabytes ?? double.NaN;
+            var large = slow[^1].Find(Aq)?.PeakMegabytes ?? double.NaN;
+            // A floor of 1 MB keeps a near-zero small peak from making the ratio meaningless.
+            var ratio = large / Math.Max(small, 1);
+            targets.Add(new TargetResult("3", $"ActorQueue peak memory at {slow[^1].Id[3..^1]} / at {slow[0].Id[3..^1]}", ratio, "<=", 1.2, ratio <= 1.2));
+        }
+        if (scenarios.FirstOrDefault(s => s.Id == "4")?.Find(Aq)?.Latency is { } latency)
+            targets.Add(new TargetResult("4", "ActorQueue p99 latency (us)", latency.P99, "<=", 1000, latency.P99 <= 1000));
+        return targets;
+    }
+
+    private static void Ratio(List<TargetResult> targets, ScenarioResult s, string name, string peer, double threshold)
+    {
+        var aq = s.Find(Aq)?.MedianMessagesPerSecond ?? 0;
+        var other = s.Find(peer)?.MedianMessagesPerSecond ?? 0;
+        var ratio = other > 0 ? aq / other : double.NaN;
+        targets.Add(new TargetResult(s.Id, name, ratio, ">=", threshold, ratio >= threshold));
+    }
+
+    public static MachineInfo Machine()
+    {
+        var cpu = "unknown";
+        if (File.Exists("/proc/cpuinfo"))
+        {
+            var line = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal));
+            if (line is not null) cpu = line[(line.IndexOf(':') + 1)..].Trim();
+        }
+        return new MachineInfo(cpu, Environment.ProcessorCount, RuntimeInformation.OSDescription, RuntimeInformation.FrameworkDescription,
+            typeof(ActorSystem).Assembly.GetName().Version?.ToString() ?? "?",
+            System.Runtime.GCSettings.IsServerGC ? "server" : "workstation, concurrent");
+    }
+
+    public static void WriteTables(BenchReport report)
+    {
+        // Wide enough for every column when the output is a file or a pipe.
+        if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 180;
+        foreach (var s in report.Scenarios)
+        {
+            var aq = s.Find(Aq);
+            var table = new Table().Title($"[bold]Scenario {Markup.Escape(s.Id)}[/]: {Markup.Escape(s.Title)} [grey]({s.Shape}, capacity {s.Capacity}, work: {s.Work})[/]");
+            table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", "ActorQueue / peer", "B/msg", "peak MB", "p50 / p99 / p99.9 us");
+            foreach (var p in s.Peers)
+            {
+                var ratio = aq is not null && p.MedianMessagesPerSecond > 0 ? $"{aq.MedianMessagesPerSecond / p.MedianMessagesPerSecond:0.00}x" : "-";
+                var latency = p.Latency is { } l ? $"{l.P50:N0} / {l.P99:N0} / {l.P999:N0}" : "-";
+                table.AddRow(
+                    Markup.Escape(p.Peer), Harness.Count(p.Messages), $"{p.MedianMessagesPerSecond:N0}",
+                    $"{p.MinMessagesPerSecond:N0} - {p.MaxMessagesPerSecond:N0}" + (p.Failed > 0 ? $" [red]({p.Failed} failed)[/]" : ""),
+                    p.Peer == Aq ? "" : ratio, $"{p.BytesPerMessage:N1}", $"{p.PeakMegabytes:N1}", latency);
+            }
+            AnsiConsole.Write(table);
+        }
+        var targets = new Table().Title("[bold]Targets[/]");
+        targets.AddColumns("Scenario", "Target", "Measured", "Threshold", "Result");
+        foreach (var t in report.Targets)
+            targets.AddRow(Markup.Escape(t.Scenario), Markup.Escape(t.Target), $"{t.Value:N2}", $"{t.Comparison} {t.Threshold:N2}", t.Pass ? "[green]PASS[/]" : "[red]FAIL[/]");
+        AnsiConsole.Write(targets);
+    }
+
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+
+    public static string WriteJson(BenchReport report, string directory)
+    {
+        Directory.CreateDirectory(directory);
+        var path = Path.Combine(directory, "results.json");
+        File.WriteAllText(path, JsonSerializer.Serialize(report, JsonOptions));
+        return path;
+    }
+
+    /// <summary>Scenario 1 as horizontal bars (median, with the min-max range), labelled with the date and machine.</summary>
+    public static string? WriteChart(BenchReport report, string directory)
+    {
+        var s1 = report.Scenarios.FirstOrDefault(s => s.Id == "1");
+        if (s1 is null) return null;
+        var peers = s1.Peers.Where(p => p.MedianMessagesPerSecond > 0).OrderBy(p => p.MedianMessagesPerSecond).ToList();
+        var plot = new Plot();
+        var bars = new List<Bar>();
+        for (var i = 0; i < peers.Count; i++)
+        {
+            var p = peers[i];
+            var color = p.Peer.StartsWith(Aq, StringComparison.Ordinal) ? Colors.DarkOrange : Colors.SteelBlue;
+            bars.Add(new Bar
+            {
+                Position = i,
+                Value = p.MedianMessagesPerSecond / 1e6,
+                Error = (p.MaxMessagesPerSecond - p.MinMessagesPerSecond) / 2e6,
+                FillColor = color,
+                Label = $"{p.MedianMessagesPerSecond / 1e6:0.00}M",
+                Orientation = Orientation.Horizontal,
+            });
+        }
+        var barPlot = plot.Add.Bars(bars);
+        barPlot.Horizontal = true;
+        barPlot.ValueLabelStyle.FontSize = 14;
+        plot.Axes.Left.SetTicks(Enumerable.Range(0, peers.Count).Select(i => (double)i).ToArray(), peers.Select(p => p.Peer).ToArray());
+        plot.Axes.Margins(left: 0, right: 0.15);
+        plot.XLabel("million messages per second (median; whiskers: half the min-max range)");
+        plot.Title($"1 producer -> 1 consumer, capacity {s1.Capacity}, N = {Harness.Count(s1.Peers[0].Messages)}, {report.Rounds} rounds\n" +
+                   $"{report.Date:yyyy-MM-dd}, {report.Machine.Cores} cores, {report.Machine.Cpu}, {report.Machine.Runtime}");
+        var path = Path.Combine(directory, "throughput.png");
+        plot.SavePng(path, 1000, 520);
+        return path;
+    }
+}
