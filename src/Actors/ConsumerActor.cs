@@ -132,8 +132,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void HandleDeliveries(DeliveryBatch batch)
     {
-        _requested = Math.Max(0, _requested - batch.Deliveries.Length);
-        foreach (var d in batch.Deliveries) _buffer.PushBack(d);
+        if (batch.Messages is null) return;
+        _requested = Math.Max(0, _requested - batch.Count);
+        for (var i = 0; i < batch.Count; i++) _buffer.PushBack(batch[i]);
         StartHandlers();
     }
 
@@ -231,9 +232,21 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void SendAcks()
     {
-        if (_acks.Count == 1) _queue.Tell(new Ack(_acks[0]));
-        else if (_acks.Count > 1) _queue.Tell(new AckBatch(_acks.ToArray()));
+        var count = _acks.Count;
+        if (count == 0) return;
+        if (count == 1) _queue.Tell(new Ack(_acks[0]));
+        else if (IsOneRun(_acks)) _queue.Tell(new AckRange(_acks[0], _acks[count - 1]));
+        else _queue.Tell(new AckBatch(_acks.ToArray()));
         _acks.Clear();
+    }
+
+    // Handlers that finish in delivery order (the common case) settle a whole batch as one range.
+    private static bool IsOneRun(List<long> ids)
+    {
+        if (!AckRange.IsValid(ids[0], ids[^1]) || ids[^1] - ids[0] != ids.Count - 1) return false;
+        for (var i = 1; i < ids.Count; i++)
+            if (ids[i] != ids[i - 1] + 1) return false;
+        return true;
     }
 
     private void HandleTick()

@@ -33,6 +33,8 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private bool _demandInFlight;
     private bool _registering;
     private bool _everRegistered;
+    private bool _flushPending;
+    private readonly List<object> _outgoing = new();
     private TimeSpan _lastProgress;
 
     private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo, long SeqNr);
@@ -79,6 +81,10 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         switch (message)
         {
             case Produce m: HandleProduce(m); break;
+            case ProducerFlush:
+                _flushPending = false;
+                SendWithinCredit();
+                break;
             case WithdrawProduce m: HandleWithdraw(m); break;
             case ProducerCredit m: HandleCredit(m); break;
             case SequenceRejected m: HandleRejected(m); break;
@@ -101,7 +107,10 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         }
         if (_unaccepted.Count == 0) _lastProgress = Now;
         _unsent.PushBack(new Pending(m.Message, m.CorrelationId, Sender, 0));
-        SendWithinCredit();
+        // Send once the burst of Produce requests in the mailbox is in, as one batch.
+        if (_flushPending) return;
+        _flushPending = true;
+        Self.Tell(ProducerFlush.Instance);
     }
 
     private void HandleWithdraw(WithdrawProduce m)
@@ -177,22 +186,30 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void SendWithinCredit()
     {
         if (_registering) return;
-        // First resends (after a re-registration), then new messages, never beyond credit. _unaccepted holds
-        // sequence numbers _acceptedSeqNr + 1 onwards, so the first one not yet sent is found by index.
+        // First resends (after a re-registration), then new messages, never beyond credit, all in one batch (their
+        // numbers run on without a gap). _unaccepted holds sequence numbers _acceptedSeqNr + 1 onwards, so the
+        // first one not yet sent is found by index.
+        _outgoing.Clear();
+        var first = _sentSeqNr + 1;
         for (var i = (int)Math.Max(0, _sentSeqNr - _acceptedSeqNr); i < _unaccepted.Count; i++)
         {
             var p = _unaccepted[i];
             if (p.SeqNr > _creditSeqNr) break;
-            _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
+            if (_outgoing.Count == 0) first = p.SeqNr;
+            _outgoing.Add(p.Message);
             _sentSeqNr = p.SeqNr;
         }
         while (_unsent.Count > 0 && _acceptedSeqNr + _unaccepted.Count < _creditSeqNr)
         {
             var p = _unsent.PopFront() with { SeqNr = _acceptedSeqNr + _unaccepted.Count + 1 };
             _unaccepted.PushBack(p);
-            _queue.Tell(new SequencedMessage(_producerId, p.SeqNr, p.Message));
+            if (_outgoing.Count == 0) first = p.SeqNr;
+            _outgoing.Add(p.Message);
             _sentSeqNr = p.SeqNr;
         }
+        if (_outgoing.Count == 1) _queue.Tell(new SequencedMessage(_producerId, first, _outgoing[0]));
+        else if (_outgoing.Count > 1) _queue.Tell(new SequencedBatch(_producerId, first, _outgoing.ToArray()));
+        _outgoing.Clear();
 
         // Ask for credit for what is still waiting, at most one request per answer from the queue.
         var wanted = _acceptedSeqNr + _unaccepted.Count + _unsent.Count;

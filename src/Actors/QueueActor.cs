@@ -81,6 +81,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case SequencedBatch m: HandleSequencedBatch(m); break;
+            case AckRange m: HandleAckRange(m); break;
             case SequencedMessage m: HandleSequenced(m); break;
             case AckBatch m: HandleAckBatch(m); break;
             case Ack m: Settled(m, m.DeliveryId, _state.Ack(ConsumerOf(Sender), m.DeliveryId)); break;
@@ -112,22 +114,42 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             return;
         }
         // Null cannot come through the constructor, but a deserialized or `with`-built message can carry one.
-        var result = _state.EnqueueSequenced(m.ProducerId, m.SeqNr, m.Message, Sender, Now);
+        TakeSequenced(m.ProducerId, m.SeqNr, m.Message, Now);
+        RequestFlush();
+    }
+
+    private void HandleSequencedBatch(SequencedBatch m)
+    {
+        if (string.IsNullOrEmpty(m.ProducerId) || m.Messages is null || m.Messages.Length == 0 || m.FirstSeqNr < 1)
+        {
+            Invalid(m, "SequencedBatch needs a producer id, a first sequence number of at least 1 and at least one message.");
+            return;
+        }
+        var now = Now;
+        for (var i = 0; i < m.Messages.Length; i++)
+            if (!TakeSequenced(m.ProducerId, m.FirstSeqNr + i, m.Messages[i], now)) break;
+        RequestFlush();
+    }
+
+    /// <summary>Takes one numbered message; false when it was refused, and the producer has been told.</summary>
+    private bool TakeSequenced(string producerId, long seqNr, object? message, TimeSpan now)
+    {
+        var result = _state.EnqueueSequenced(producerId, seqNr, message, Sender, now);
         switch (result.Status)
         {
             case EnqueueStatus.Accepted:
                 if (result.Evicted is { } evicted) PublishDropped(evicted);
-                RequestFlush();
-                break;
+                return true;
             case EnqueueStatus.Duplicate:
                 // A resend of something accepted: tell the producer again where it stands.
-                _state.ForgetReported(m.ProducerId);
-                RequestFlush();
-                break;
+                _state.ForgetReported(producerId);
+                return true;
             case EnqueueStatus.Rejected:
-                _log.Debug("Queue {0} rejected message {1} of producer {2}: {3}", _name, m.SeqNr, m.ProducerId, result.Detail);
-                Sender.Tell(new SequenceRejected(m.SeqNr, result.Reason, result.Detail!));
-                break;
+                _log.Debug("Queue {0} rejected message {1} of producer {2}: {3}", _name, seqNr, producerId, result.Detail);
+                Sender.Tell(new SequenceRejected(seqNr, result.Reason, result.Detail!));
+                return false;
+            default:
+                return true;
         }
     }
 
@@ -231,11 +253,37 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             return;
         }
         var consumer = ConsumerOf(Sender);
-        foreach (var id in m.DeliveryIds)
+        var refused = 0;
+        foreach (var id in m.DeliveryIds) refused += AckOne(consumer, id);
+        SettledMany(m, refused, m.DeliveryIds.Length);
+    }
+
+    private void HandleAckRange(AckRange m)
+    {
+        if (!AckRange.IsValid(m.FromDeliveryId, m.ToDeliveryId))
         {
-            var error = _state.Ack(consumer, id);
-            if (error is not null) SettleFailed(m, id, error.Value);
+            Invalid(m, $"AckRange must run forward over at most {AckRange.MaxLength} ids, not from {m.FromDeliveryId} to {m.ToDeliveryId}.");
+            return;
         }
+        var consumer = ConsumerOf(Sender);
+        var refused = 0;
+        for (var id = m.FromDeliveryId; id <= m.ToDeliveryId; id++) refused += AckOne(consumer, id);
+        SettledMany(m, refused, m.Length);
+    }
+
+    // Returns 1 when the ack was refused (and answered), 0 when it was taken.
+    private int AckOne(int consumer, long deliveryId)
+    {
+        if (_state.Ack(consumer, deliveryId) is not { } error) return 0;
+        _state.RecordInvalid();
+        Reply(Sender, new SettleRejected(deliveryId, error));
+        return 1;
+    }
+
+    private void SettledMany(object command, int refused, int total)
+    {
+        if (refused > 0)
+            _log.Warning("Queue {0}: {1} from {2} refused for {3} of its {4} deliveries (each answered with SettleRejected).", _name, command.GetType().Name, Sender, refused, total);
         RequestFlush();
     }
 
@@ -340,7 +388,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
         _state.Dispatch(now, _dispatches);
         foreach (var d in _dispatches)
-            _consumerRefs[d.ConsumerId].Tell(new DeliveryBatch(d.Deliveries));
+            _consumerRefs[d.ConsumerId].Tell(d.Batch);
         _dispatches.Clear();
         _metrics.Publish(_state);
 

@@ -37,7 +37,7 @@ internal readonly record struct EnqueueResult(EnqueueStatus Status, RejectReason
 internal readonly record struct ParkedOutcome(ParkedMessage Parked, bool Accepted, RejectReason Reason, string? Detail);
 
 /// <summary>Deliveries for one consumer decided by a dispatch.</summary>
-internal readonly record struct ConsumerDispatch(int ConsumerId, Delivery[] Deliveries);
+internal readonly record struct ConsumerDispatch(int ConsumerId, DeliveryBatch Batch);
 
 /// <summary>A producer whose accepted or credit sequence number changed since it was last told.</summary>
 internal readonly record struct ProducerUpdate(string ProducerId, long AcceptedSeqNr, long CreditSeqNr);

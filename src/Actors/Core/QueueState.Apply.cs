@@ -22,7 +22,7 @@ internal sealed partial class QueueState
             case ConsumerAdded x: OnConsumerAdded(x.ConsumerId); break;
             case DemandAdded x: OnDemandAdded(x.ConsumerId, x.Count); break;
             case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
-            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, x.ConsumerId, x.Deadline); break;
+            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline); break;
             case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
             case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Nacked); break;
             case DeliveryDeadLettered x: OnDeliveryDeadLettered(x.DeliveryId, x.Reason, x.At, x.Nacked); break;
@@ -92,7 +92,8 @@ internal sealed partial class QueueState
         if (fromWaitList) _parked.PopFront();
         if (producerId is not null)
         {
-            var p = _producers[producerId];
+            if (!TryGetProducer(producerId, out var p))
+                throw new QueueInvariantException($"Replay diverged: accepted message {messageId} names unknown producer '{producerId}'.");
             var before = p.Outstanding;
             p.LastSeqNr = seqNr;
             if (p.CreditSeqNr < seqNr) p.CreditSeqNr = seqNr;
@@ -150,14 +151,13 @@ internal sealed partial class QueueState
 
     private QueuedMessage NextReady() => _redeliver.Count > 0 ? _redeliver.PeekFront() : _ready.PeekFront();
 
-    private QueuedMessage OnMessageDelivered(long deliveryId, long messageId, int consumerId, TimeSpan deadline)
+    private QueuedMessage OnMessageDelivered(long deliveryId, long messageId, ConsumerState c, TimeSpan deadline)
     {
         var m = _redeliver.Count > 0 ? _redeliver.PopFront() : _ready.PopFront();
         if (m.MessageId != messageId) throw Diverged("delivered message", messageId, m.MessageId);
         m = m with { Attempts = m.Attempts + 1 };
-        _inFlight.Add(deliveryId, new InFlightDelivery(m, consumerId, deadline));
+        _inFlight.Add(deliveryId, new InFlightDelivery(m, c.Id, deadline));
         _lastDeliveryId = deliveryId;
-        var c = _consumers[consumerId];
         c.InFlight++;
         if (--c.Demand == 0) _hungry.Remove(c);
         _counters.Delivered++;

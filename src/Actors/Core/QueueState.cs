@@ -32,6 +32,7 @@ internal sealed partial class QueueState
     private readonly List<ConsumerState> _hungry = new();
 
     private readonly List<long> _scratchIds = new();
+    private ProducerState? _lastProducer;
     private QueueCounters _counters;
     private long _lastMessageId;
     private long _lastDeliveryId;
@@ -204,7 +205,7 @@ internal sealed partial class QueueState
     public EnqueueResult EnqueueSequenced(string producerId, long seqNr, object? message, object? replyTo, TimeSpan now)
     {
         if (message is null) return Reject(RejectReason.InvalidMessage, $"Message {seqNr} of producer '{producerId}' is null.");
-        if (!_producers.TryGetValue(producerId, out var p) || !p.Active)
+        if (!TryGetProducer(producerId, out var p) || !p.Active)
             return Reject(RejectReason.NotRegistered, $"Producer '{producerId}' is not registered with this queue; send RegisterProducer first.");
         if (seqNr <= p.LastSeqNr) return EnqueueResult.Duplicate;
         if (_draining) return Reject(RejectReason.Draining, "The queue is draining and accepts nothing new.");
@@ -349,17 +350,29 @@ internal sealed partial class QueueState
             var c = _hungry[_hungryCursor];
             var share = Math.Max(1, ReadyCount / _hungry.Count);
             var take = (int)Math.Min(c.Demand, share);
-            var batch = new Delivery[take];
+            var messages = new object[take];
+            int[]? attempts = null;
+            var first = _lastDeliveryId + 1;
             var deadline = now + _settings.AckTimeout;
             for (var i = 0; i < take; i++)
             {
                 var deliveryId = _lastDeliveryId + 1;
-                var m = OnMessageDelivered(deliveryId, NextReady().MessageId, c.Id, deadline);
+                var m = OnMessageDelivered(deliveryId, NextReady().MessageId, c, deadline);
                 if (_recorder is not null) _recorder(new MessageDelivered(deliveryId, m.MessageId, c.Id, deadline));
                 _observer?.Delivered(now - m.AcceptedAt);
-                batch[i] = new Delivery(deliveryId, m.Message, m.Attempts);
+                messages[i] = m.Message;
+                if (m.Attempts != 1)
+                {
+                    // Only batches with redeliveries in them carry attempt numbers.
+                    if (attempts is null)
+                    {
+                        attempts = new int[take];
+                        Array.Fill(attempts, 1);
+                    }
+                    attempts[i] = m.Attempts;
+                }
             }
-            output.Add(new ConsumerDispatch(c.Id, batch));
+            output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(first, messages, attempts)));
             // OnMessageDelivered drops a consumer from _hungry when its demand is used up.
             if (_hungryCursor < _hungry.Count && ReferenceEquals(_hungry[_hungryCursor], c)) _hungryCursor++;
         }
@@ -520,6 +533,20 @@ internal sealed partial class QueueState
         _activeProducerList.Count, _consumers.Count, _counters.Enqueued, _counters.Delivered, _counters.Acked, _counters.Nacked,
         _counters.Redelivered, _counters.DeadLettered, _counters.Evicted + _counters.DeadEvicted, _counters.Rejected,
         _counters.Invalid, _draining);
+
+    // Sequenced messages come in runs from one producer: remember the last one looked up.
+    private bool TryGetProducer(string producerId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ProducerState? producer)
+    {
+        var last = _lastProducer;
+        if (last is not null && string.Equals(last.Id, producerId, StringComparison.Ordinal))
+        {
+            producer = last;
+            return true;
+        }
+        if (!_producers.TryGetValue(producerId, out producer)) return false;
+        _lastProducer = producer;
+        return true;
+    }
 
     // Builds an event only when someone records; the static lambdas keep the hot path free of closures.
     private void Record<TA>(Func<TA, long, QueueEvent> make, TA a, long b)

@@ -28,9 +28,37 @@ public sealed record ConsumerRegistered(string QueueName, TimeSpan AckTimeout) :
 /// <param name="Attempt">1 for the first delivery of this message; above 1 means it may have been seen before.</param>
 public readonly record struct Delivery(long DeliveryId, object Message, int Attempt);
 
-/// <summary>Deliveries for one consumer, sent together to save messages.</summary>
-/// <param name="Deliveries">The deliveries, in queue order.</param>
-public sealed record DeliveryBatch(Delivery[] Deliveries) : IConsumerReply;
+/// <summary>
+/// Deliveries for one consumer, sent together to save messages: their ids run from <paramref name="FirstDeliveryId"/>
+/// without gaps, in queue order. Read them with <see cref="Count"/> and the indexer.
+/// </summary>
+/// <param name="FirstDeliveryId">The id of the first delivery; the i-th has id FirstDeliveryId + i.</param>
+/// <param name="Messages">The payloads, in queue order.</param>
+/// <param name="Attempts">Each delivery's attempt number, or null when every one is a first attempt.</param>
+public sealed record DeliveryBatch(long FirstDeliveryId, object[] Messages, int[]? Attempts = null) : IConsumerReply
+{
+    /// <summary>The payloads in queue order; never null.</summary>
+    public object[] Messages { get; init; } = Messages ?? throw new ArgumentNullException(nameof(Messages));
+
+    /// <summary>Each delivery's attempt number (as long as <see cref="Messages"/>), or null when all are first attempts.</summary>
+    public int[]? Attempts { get; init; } = Attempts is null || Attempts.Length == Messages?.Length ? Attempts
+        : throw new ArgumentException("Attempts must have one entry per message.", nameof(Attempts));
+
+    /// <summary>How many deliveries the batch holds.</summary>
+    public int Count => Messages.Length;
+
+    /// <summary>The delivery at <paramref name="index"/> (0-based, in queue order).</summary>
+    /// <param name="index">From 0 to <see cref="Count"/> - 1.</param>
+    public Delivery this[int index] => new(FirstDeliveryId + index, Messages[index], Attempts is null ? 1 : Attempts[index]);
+
+    /// <summary>The deliveries as a new array (allocates; the consumer's hot path uses the indexer).</summary>
+    public Delivery[] ToArray()
+    {
+        var deliveries = new Delivery[Messages.Length];
+        for (var i = 0; i < deliveries.Length; i++) deliveries[i] = this[i];
+        return deliveries;
+    }
+}
 
 /// <summary>The delivery was processed; the queue forgets the message.</summary>
 /// <param name="DeliveryId">The delivery being settled.</param>
@@ -42,6 +70,31 @@ public sealed record AckBatch(long[] DeliveryIds) : IConsumerCommand
 {
     /// <summary>The deliveries being settled; never null.</summary>
     public long[] DeliveryIds { get; init; } = DeliveryIds ?? throw new ArgumentNullException(nameof(DeliveryIds));
+}
+
+/// <summary>
+/// Every delivery with an id from <paramref name="FromDeliveryId"/> to <paramref name="ToDeliveryId"/> (both
+/// included) was processed: a whole <see cref="DeliveryBatch"/> settled in one small message. Each id in the range is
+/// acked as by <see cref="Ack"/>, and refused the same way when it is not this consumer's to settle.
+/// </summary>
+/// <param name="FromDeliveryId">The first delivery id of the range.</param>
+/// <param name="ToDeliveryId">The last delivery id of the range; at least <paramref name="FromDeliveryId"/>, and at most <see cref="MaxLength"/> ids on.</param>
+public sealed record AckRange(long FromDeliveryId, long ToDeliveryId) : IConsumerCommand
+{
+    /// <summary>The most ids one range may cover, so that a mistaken range cannot keep the queue busy.</summary>
+    public const int MaxLength = 65_536;
+
+    /// <summary>The last delivery id of the range (at least <see cref="FromDeliveryId"/>, at most <see cref="MaxLength"/> ids on).</summary>
+    public long ToDeliveryId { get; init; } = IsValid(FromDeliveryId, ToDeliveryId) ? ToDeliveryId
+        : throw new ArgumentOutOfRangeException(nameof(ToDeliveryId), ToDeliveryId, $"An ack range runs forward from {FromDeliveryId} over at most {MaxLength} ids.");
+
+    /// <summary>How many ids the range covers.</summary>
+    public int Length => (int)(ToDeliveryId - FromDeliveryId + 1);
+
+    /// <summary>True when a range from <paramref name="from"/> to <paramref name="to"/> may be sent.</summary>
+    /// <param name="from">The first id.</param>
+    /// <param name="to">The last id.</param>
+    public static bool IsValid(long from, long to) => to >= from && to - from < MaxLength;
 }
 
 /// <summary>

@@ -35,6 +35,12 @@ internal sealed class HandlerDone(Akka.Actor.IActorRef consumer, long deliveryId
     public Task Task { get; } = task;
 }
 
+/// <summary>Sent by a producer to itself: the Produce requests gathered so far go out in one batch.</summary>
+internal sealed class ProducerFlush : IInternalMessage
+{
+    public static readonly ProducerFlush Instance = new();
+}
+
 /// <summary>The producer's periodic timer: resend what the queue has not accepted in time.</summary>
 internal sealed class ProducerTick : IInternalMessage
 {

@@ -80,6 +80,29 @@ public sealed record SequencedMessage(string ProducerId, long SeqNr, object Mess
 }
 
 /// <summary>
+/// Numbered messages from a registered producer in one command: <paramref name="FirstSeqNr"/>,
+/// <paramref name="FirstSeqNr"/> + 1, and so on, sent within the credit the queue granted. The queue takes them in
+/// order exactly as if each had come in its own <see cref="SequencedMessage"/>; at the first one it refuses it
+/// answers <see cref="SequenceRejected"/> and takes none after it.
+/// </summary>
+/// <param name="ProducerId">The registered producer's id.</param>
+/// <param name="FirstSeqNr">Sequence number of the first message (at least 1).</param>
+/// <param name="Messages">The payloads, in sequence order; at least one.</param>
+public sealed record SequencedBatch(string ProducerId, long FirstSeqNr, object[] Messages) : IProducerCommand
+{
+    /// <summary>The registered producer's id; never empty.</summary>
+    public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
+        ? throw new ArgumentException("A producer id must not be empty.", nameof(ProducerId)) : ProducerId;
+
+    /// <summary>The sequence number of the first message (at least 1).</summary>
+    public long FirstSeqNr { get; init; } = FirstSeqNr >= 1 ? FirstSeqNr : throw new ArgumentOutOfRangeException(nameof(FirstSeqNr), FirstSeqNr, "Sequence numbers start at 1.");
+
+    /// <summary>The payloads in sequence order; never null or empty.</summary>
+    public object[] Messages { get; init; } = Messages is null ? throw new ArgumentNullException(nameof(Messages))
+        : Messages.Length > 0 ? Messages : throw new ArgumentException("A batch holds at least one message.", nameof(Messages));
+}
+
+/// <summary>
 /// The queue's cumulative answer to a producer: every sequence number up to <paramref name="AcceptedSeqNr"/> is
 /// accepted (held by the queue), and the producer may send up to <paramref name="CreditSeqNr"/>.
 /// </summary>

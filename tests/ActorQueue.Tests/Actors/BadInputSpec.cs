@@ -27,7 +27,7 @@ public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
         _queue.Tell(new Enqueue("precious", 1));
         await ExpectMsgAsync(new EnqueueAccepted(1));
         await _consumer.PullAsync(_queue, 1);
-        return (await _consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        return (await _consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
     }
 
     private async Task QueueStillWorksAsync(long expectedInvalid, long expectedRejected = 0)
@@ -123,7 +123,46 @@ public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Contains("producer id", (await ExpectMsgAsync<InvalidRequest>()).Reason);
         _queue.Tell(new AckBatch(new long[] { 1 }) with { DeliveryIds = null! });
         Assert.Contains("delivery ids", (await ExpectMsgAsync<InvalidRequest>()).Reason);
-        await QueueStillWorksAsync(expectedInvalid: 3);
+        _queue.Tell(new SequencedBatch("p", 1, ["x"]) with { Messages = [] });
+        Assert.Contains("at least one message", (await ExpectMsgAsync<InvalidRequest>()).Reason);
+        await QueueStillWorksAsync(expectedInvalid: 4);
+    }
+
+    [Fact]
+    public void Batches_and_ranges_that_make_no_sense_are_refused_by_their_constructors()
+    {
+        Assert.Throws<ArgumentException>(() => new SequencedBatch("p", 1, []));
+        Assert.Throws<ArgumentNullException>(() => new SequencedBatch("p", 1, null!));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SequencedBatch("p", 0, ["x"]));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AckRange(5, 4));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new AckRange(1, 1 + AckRange.MaxLength));
+        Assert.Throws<ArgumentException>(() => new DeliveryBatch(1, ["a", "b"], [1]));
+    }
+
+    [Fact]
+    public async Task Ack_range_that_runs_backwards_or_too_far_is_refused_without_touching_the_queue()
+    {
+        var held = await HeldDeliveryAsync();
+        _queue.Tell(new AckRange(1, 1) with { ToDeliveryId = long.MaxValue }, _consumer);
+        Assert.Contains("at most", (await _consumer.ExpectMsgAsync<InvalidRequest>()).Reason);
+        _queue.Tell(new AckRange(1, 1) with { FromDeliveryId = 2 }, _consumer);
+        Assert.Contains("run forward", (await _consumer.ExpectMsgAsync<InvalidRequest>()).Reason);
+        Assert.Equal(1, (await _queue.StatsAsync()).InFlight);
+        _queue.Tell(new AckRange(held.DeliveryId, held.DeliveryId), _consumer);
+        await QueueStillWorksAsync(expectedInvalid: 2);
+    }
+
+    [Fact]
+    public async Task Ack_range_over_deliveries_the_consumer_does_not_hold_settles_only_its_own()
+    {
+        var held = await HeldDeliveryAsync();
+        // The range covers the held delivery and two ids never delivered.
+        _queue.Tell(new AckRange(held.DeliveryId, held.DeliveryId + 2), _consumer);
+        var refused = new[] { await _consumer.ExpectMsgAsync<SettleRejected>(), await _consumer.ExpectMsgAsync<SettleRejected>() };
+        Assert.Equal(new[] { held.DeliveryId + 1, held.DeliveryId + 2 }, refused.Select(r => r.DeliveryId));
+        Assert.All(refused, r => Assert.Equal(SettleError.UnknownDelivery, r.Error));
+        Assert.Equal(1, (await _queue.StatsAsync()).Acked);
+        await QueueStillWorksAsync(expectedInvalid: 2);
     }
 
     [Fact]

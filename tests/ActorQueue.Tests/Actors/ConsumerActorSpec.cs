@@ -13,8 +13,7 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
 
     private static readonly ConsumerSettings Settings = new() { Prefetch = 4, Concurrency = 2, HandlerTimeout = TimeSpan.FromSeconds(10) };
 
-    private static DeliveryBatch Batch(params object[] messages) =>
-        new(messages.Select((m, i) => new Delivery(i + 1, m, 1)).ToArray());
+    private static DeliveryBatch Batch(params object[] messages) => new(1, messages);
 
     private async Task<(TestProbe Queue, IActorRef Consumer)> StartAsync(IQueueHandler handler, ConsumerSettings? settings = null, TimeSpan? ackTimeout = null)
     {
@@ -26,7 +25,7 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         return (queue, consumer);
     }
 
-    /// <summary>Collects acked delivery ids (Ack or AckBatch) until <paramref name="count"/> are in, skipping pulls.</summary>
+    /// <summary>Collects acked delivery ids (Ack, AckRange or AckBatch) until <paramref name="count"/> are in, skipping pulls.</summary>
     private static async Task<List<long>> ExpectAcksAsync(TestProbe queue, int count)
     {
         var acked = new List<long>();
@@ -36,6 +35,9 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
             {
                 case Ack a: acked.Add(a.DeliveryId); break;
                 case AckBatch b: acked.AddRange(b.DeliveryIds); break;
+                case AckRange r:
+                    for (var id = r.FromDeliveryId; id <= r.ToDeliveryId; id++) acked.Add(id);
+                    break;
                 case Pull or InProgress: break;
                 case var other: throw new Xunit.Sdk.XunitException($"Expected an ack but got {other}.");
             }
@@ -45,6 +47,15 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
 
     private static async Task<Nack> ExpectNackAsync(TestProbe queue) =>
         await queue.FishForMessageAsync<Nack>(m => m is Nack, TimeSpan.FromSeconds(3));
+
+    [Fact]
+    public async Task Consumer_must_settle_a_batch_handled_in_order_with_one_ack_range()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask));
+        consumer.Tell(new DeliveryBatch(7, ["a", "b", "c", "d"]), queue.Ref);
+        var range = await queue.FishForMessageAsync<AckRange>(m => m is AckRange);
+        Assert.Equal((7, 10), (range.FromDeliveryId, range.ToDeliveryId));
+    }
 
     [Fact]
     public async Task Consumer_must_ack_what_its_handler_completes_in_batches()
@@ -148,7 +159,7 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Contains("handler-timeout", nack.Reason);
         await cancelled.Task.WaitAsync(TimeSpan.FromSeconds(3));
         // Its slot is free again once the cancelled task ends: a new delivery is handled.
-        consumer.Tell(new DeliveryBatch(new[] { new Delivery(2, "next", 1) }), queue.Ref);
+        consumer.Tell(new DeliveryBatch(2, ["next"]), queue.Ref);
         Assert.Contains("handler-timeout", (await ExpectNackAsync(queue)).Reason);
     }
 

@@ -28,19 +28,32 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         var (queue, producer) = await RegisteredAsync(0, 2);
         for (var i = 0; i < 5; i++) producer.Tell(new Produce($"m{i}", i));
-        Assert.Equal(1, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
-        Assert.Equal(2, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
-        // Out of credit with more to send: it asks, once, for what it has so far.
-        Assert.Equal(new RequestCredit("p", 3), await queue.ExpectMsgAsync<RequestCredit>());
+        // Sent together when the requests arrive together, one by one when they trickle in; never beyond credit.
+        var sent = await queue.ExpectSequencedAsync(2);
+        Assert.Equal(new[] { (1L, (object)"m0"), (2L, "m1") }, sent);
+        // Out of credit with more to send: it asks, once, for what it holds at that moment.
+        var ask = await queue.ExpectMsgAsync<RequestCredit>();
+        Assert.InRange(ask.UpToSeqNr, 3, 5);
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(150));
         producer.Tell(new ProducerCredit(2, 4), queue.Ref);
         await ExpectMsgAsync(new EnqueueAccepted(0));
         await ExpectMsgAsync(new EnqueueAccepted(1));
-        var next = await queue.ExpectMsgAsync<SequencedMessage>();
-        Assert.Equal((3, "m2"), (next.SeqNr, next.Message));
-        Assert.Equal(4, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
-        Assert.Equal(new RequestCredit("p", 5), await queue.ExpectMsgAsync<RequestCredit>());
+        Assert.Equal(new[] { (3L, (object)"m2"), (4L, "m3") }, await queue.ExpectSequencedAsync(2));
+        if (ask.UpToSeqNr < 5) Assert.Equal(new RequestCredit("p", 5), await queue.ExpectMsgAsync<RequestCredit>());
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
+    public async Task Producer_must_send_a_burst_of_requests_as_one_batch()
+    {
+        var (queue, producer) = await RegisteredAsync(0, 0);
+        // Without credit nothing goes out; the requests gather, and the credit (arriving after all of them, since one
+        // sender's messages keep their order) releases them at once.
+        for (var i = 0; i < 10; i++) producer.Tell(new Produce(i, i));
+        producer.Tell(new ProducerCredit(0, 10), queue.Ref);
+        var batch = await queue.FishForMessageAsync<SequencedBatch>(m => m is SequencedBatch);
+        Assert.Equal(1, batch.FirstSeqNr);
+        Assert.Equal(Enumerable.Range(0, 10).Cast<object>(), batch.Messages);
     }
 
     [Fact]
@@ -57,21 +70,26 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         var (queue, producer) = await RegisteredAsync(0, 10, Fast with { ResendInterval = TimeSpan.FromMilliseconds(300) });
         for (var i = 1; i <= 3; i++) producer.Tell(new Produce($"m{i}", i));
-        for (var i = 1; i <= 3; i++) await queue.ExpectMsgAsync<SequencedMessage>();
+        await queue.ExpectSequencedAsync(3);
         // The queue restarted having accepted only message 1: nothing more is confirmed, so the producer re-registers.
         var again = await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
         Assert.Equal("p", again.ProducerId);
         queue.Reply(new ProducerCredit(1, 10));
         await ExpectMsgAsync(new EnqueueAccepted(1));
-        var resent = new List<SequencedMessage>();
+        var resent = new SortedDictionary<long, object>();
         while (resent.Count < 2)
         {
             // On a slow machine the producer may give up waiting again; the restarted queue answers the same.
-            var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
-            if (m is RegisterProducer) queue.Reply(new ProducerCredit(1, 10));
-            else if (m is SequencedMessage s && !resent.Any(r => r.SeqNr == s.SeqNr)) resent.Add(s);
+            switch (await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3)))
+            {
+                case RegisterProducer: queue.Reply(new ProducerCredit(1, 10)); break;
+                case SequencedMessage m: resent[m.SeqNr] = m.Message; break;
+                case SequencedBatch b:
+                    for (var i = 0; i < b.Messages.Length; i++) resent[b.FirstSeqNr + i] = b.Messages[i];
+                    break;
+            }
         }
-        Assert.Equal(new[] { (2L, (object)"m2"), (3L, "m3") }, resent.Select(r => (r.SeqNr, r.Message)));
+        Assert.Equal(new[] { (2L, (object)"m2"), (3L, "m3") }, resent.Select(r => (r.Key, r.Value)));
         queue.Reply(new ProducerCredit(3, 10));
         await ExpectMsgAsync(new EnqueueAccepted(2));
         await ExpectMsgAsync(new EnqueueAccepted(3));
@@ -97,7 +115,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100)); // the queue is full: it waits for credit
         var consumer = CreateTestProbe();
         await consumer.PullAsync(queue, 1);
-        queue.Tell(new Ack((await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries[0].DeliveryId), consumer);
+        queue.Tell(new Ack((await consumer.ExpectMsgAsync<DeliveryBatch>())[0].DeliveryId), consumer);
         await ExpectMsgAsync(new EnqueueAccepted(7));
     }
 
@@ -107,8 +125,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         var (queue, producer) = await RegisteredAsync(0, 10, Fast with { ResendInterval = TimeSpan.FromMilliseconds(300) });
         producer.Tell(new Produce("m1", 1));
         producer.Tell(new Produce("m2", 2));
-        await queue.ExpectMsgAsync<SequencedMessage>();
-        await queue.ExpectMsgAsync<SequencedMessage>();
+        await queue.ExpectSequencedAsync(2);
         queue.Reply(new ProducerCredit(2, 10));
         await ExpectMsgAsync(new EnqueueAccepted(1));
         await ExpectMsgAsync(new EnqueueAccepted(2));
@@ -141,7 +158,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         producer.Tell(new Produce("c", 3));
         var rejected = await ExpectMsgAsync<EnqueueRejected>();
         Assert.Equal((3, RejectReason.ProducerBufferFull), (rejected.CorrelationId, rejected.Reason));
-        Assert.Equal(new RequestCredit("p", 1), await queue.ExpectMsgAsync<RequestCredit>());
+        Assert.InRange((await queue.ExpectMsgAsync<RequestCredit>()).UpToSeqNr, 1, 2);
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
     }
 
@@ -175,8 +192,8 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         while (received.Count < 300)
         {
             var batch = await consumer.ExpectMsgAsync<DeliveryBatch>();
-            received.AddRange(batch.Deliveries);
-            queue.Tell(new AckBatch(batch.Deliveries.Select(d => d.DeliveryId).ToArray()), consumer);
+            received.AddRange(batch.ToArray());
+            queue.Tell(new AckBatch(batch.ToArray().Select(d => d.DeliveryId).ToArray()), consumer);
         }
         Assert.Equal(Enumerable.Range(0, 300), received.Select(d => (int)d.Message));
         for (var i = 0; i < 300; i++) Assert.Equal(i, (await ExpectMsgAsync<EnqueueAccepted>()).CorrelationId);

@@ -55,6 +55,57 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Queue_must_take_a_sequenced_batch_as_if_each_message_came_alone()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 10));
+        var producer = CreateTestProbe();
+        queue.Tell(new RegisterProducer("p"), producer);
+        await producer.ExpectMsgAsync<ProducerCredit>();
+        queue.Tell(new SequencedBatch("p", 1, ["a", "b", "c"]), producer);
+        Assert.Equal(3, (await ExpectAcceptedAsync(producer, 3)).AcceptedSeqNr);
+        // A resend overlapping what was accepted is deduplicated; the new tail is taken.
+        queue.Tell(new SequencedBatch("p", 2, ["b", "c", "d"]), producer);
+        Assert.Equal(4, (await ExpectAcceptedAsync(producer, 4)).AcceptedSeqNr);
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 10);
+        Assert.Equal(new object[] { "a", "b", "c", "d" }, (await consumer.ExpectDeliveriesAsync(4)).Select(d => d.Message));
+    }
+
+    [Fact]
+    public async Task Queue_must_stop_taking_a_batch_at_its_first_refused_message()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 10));
+        var producer = CreateTestProbe();
+        queue.Tell(new RegisterProducer("p"), producer);
+        await producer.ExpectMsgAsync<ProducerCredit>();
+        // The second payload is null (as a bad serializer might produce): refused, and nothing after it is taken.
+        queue.Tell(new SequencedBatch("p", 1, ["a", null!, "c"]), producer);
+        var rejected = await producer.FishForMessageAsync<SequenceRejected>(m => m is SequenceRejected);
+        Assert.Equal((2, RejectReason.InvalidMessage), (rejected.SeqNr, rejected.Reason));
+        Assert.Equal(1, (await ExpectAcceptedAsync(producer, 1)).AcceptedSeqNr);
+        var stats = await queue.StatsAsync();
+        Assert.Equal((1, 1L), (stats.Ready, stats.Rejected));
+    }
+
+    [Fact]
+    public async Task Queue_must_settle_a_whole_batch_with_one_ack_range()
+    {
+        var queue = NewQueue();
+        for (var i = 0; i < 5; i++) queue.Tell(new Enqueue(i, i));
+        for (var i = 0; i < 5; i++) await ExpectMsgAsync(new EnqueueAccepted(i));
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 5);
+        var batch = await consumer.ExpectMsgAsync<DeliveryBatch>();
+        Assert.Equal(5, batch.Count);
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => batch.FirstDeliveryId + i), batch.ToArray().Select(d => d.DeliveryId));
+        Assert.Null(batch.Attempts);
+        queue.Tell(new AckRange(batch.FirstDeliveryId, batch.FirstDeliveryId + 4), consumer);
+        await AwaitAssertAsync(async () => Assert.Equal(5, (await queue.StatsAsync()).Acked));
+        Assert.Equal(0, (await queue.StatsAsync()).Held);
+        await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    [Fact]
     public async Task Queue_must_register_a_pulling_consumer_and_deliver_in_batches()
     {
         var queue = NewQueue();
@@ -64,9 +115,9 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         var registered = await consumer.ExpectMsgAsync<ConsumerRegistered>();
         Assert.Equal(TimeSpan.FromSeconds(5), registered.AckTimeout);
         var batch = await consumer.ExpectMsgAsync<DeliveryBatch>();
-        Assert.Equal(new object[] { "m0", "m1", "m2" }, batch.Deliveries.Select(d => d.Message));
+        Assert.Equal(new object[] { "m0", "m1", "m2" }, batch.ToArray().Select(d => d.Message));
         await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
-        queue.Tell(new AckBatch(batch.Deliveries.Select(d => d.DeliveryId).ToArray()), consumer);
+        queue.Tell(new AckBatch(batch.ToArray().Select(d => d.DeliveryId).ToArray()), consumer);
         queue.Tell(new Pull(5), consumer);
         var rest = await consumer.ExpectDeliveriesAsync(2);
         Assert.Equal(new object[] { "m3", "m4" }, rest.Select(d => d.Message));
@@ -101,7 +152,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         var survivor = CreateTestProbe();
         await survivor.PullAsync(queue, 5);
         Sys.Stop(doomed.Ref);
-        var redelivered = (await survivor.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        var redelivered = (await survivor.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
         Assert.Equal("b", redelivered.Message);
         Assert.Equal(2, redelivered.Attempt);
         Assert.Equal(1, (await queue.StatsAsync()).Redelivered);
@@ -123,7 +174,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
             await Task.Delay(200); // the consumer's own pace of reporting progress, not an assertion wait
             queue.Tell(new InProgress(held[1].DeliveryId), slow);
         }
-        var redelivered = (await other.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        var redelivered = (await other.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
         Assert.Equal("forgotten", redelivered.Message);
         Assert.Equal(2, redelivered.Attempt);
         queue.Tell(new Ack(held[1].DeliveryId), slow);
@@ -139,7 +190,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         queue.Tell(new Enqueue("poison"));
         for (var attempt = 1; attempt <= 3; attempt++)
         {
-            var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+            var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
             Assert.Equal(attempt, d.Attempt);
             queue.Tell(new Nack(d.DeliveryId, TimeSpan.FromMilliseconds(30), "cannot parse"), consumer);
         }
@@ -165,9 +216,9 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(1));
         Assert.Equal(2, dead.Total);
         Assert.Equal(new Redriven(1, 1), await queue.Ask<Redriven>(new RedriveDeadLetter(dead.Items[0].MessageId)));
-        Assert.Equal("x", (await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single().Message);
+        Assert.Equal("x", (await consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single().Message);
         Assert.Equal(new Redriven(1, 0), await queue.Ask<Redriven>(RedriveAllDeadLetters.Instance));
-        var y = (await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        var y = (await consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
         Assert.Equal(("y", 1), (y.Message, y.Attempt));
         Assert.Equal(new Redriven(0, 0), await queue.Ask<Redriven>(new RedriveDeadLetter(12345)));
     }
@@ -221,7 +272,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
         var consumer = CreateTestProbe();
         await consumer.PullAsync(queue, 1);
-        var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
         queue.Tell(new Ack(d.DeliveryId), consumer);
         await ExpectMsgAsync(new EnqueueAccepted(2));
     }
@@ -255,7 +306,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(RejectReason.Draining, (await ExpectMsgAsync<EnqueueRejected>()).Reason);
         var consumer = CreateTestProbe();
         await consumer.PullAsync(queue, 5);
-        var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).Deliveries.Single();
+        var d = (await consumer.ExpectMsgAsync<DeliveryBatch>()).ToArray().Single();
         await requester.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
         queue.Tell(new Ack(d.DeliveryId), consumer);
         await requester.ExpectMsgAsync(new Drained("q"));

@@ -46,7 +46,7 @@ internal sealed class CoreHarness
         State.Dispatch(Now, Dispatched);
         var all = new List<(int, Delivery)>();
         foreach (var d in Dispatched)
-            foreach (var x in d.Deliveries) all.Add((d.ConsumerId, x));
+            foreach (var x in d.Batch.ToArray()) all.Add((d.ConsumerId, x));
         return all;
     }
 

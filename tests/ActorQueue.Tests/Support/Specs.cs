@@ -47,7 +47,29 @@ internal static class Specs
     {
         var all = new List<Delivery>();
         while (all.Count < count)
-            all.AddRange((await consumer.ExpectMsgAsync<DeliveryBatch>(timeout)).Deliveries);
+            all.AddRange((await consumer.ExpectMsgAsync<DeliveryBatch>(timeout)).ToArray());
+        return all;
+    }
+
+    /// <summary>
+    /// Receives what a producer sends a queue (single sequenced messages or batches, skipping credit requests) until
+    /// <paramref name="count"/> numbered messages have arrived.
+    /// </summary>
+    public static async Task<List<(long SeqNr, object Message)>> ExpectSequencedAsync(this TestProbe queue, int count, TimeSpan? timeout = null)
+    {
+        var all = new List<(long, object)>();
+        while (all.Count < count)
+        {
+            switch (await queue.ReceiveOneAsync(timeout ?? TimeSpan.FromSeconds(3)))
+            {
+                case SequencedMessage m: all.Add((m.SeqNr, m.Message)); break;
+                case SequencedBatch b:
+                    for (var i = 0; i < b.Messages.Length; i++) all.Add((b.FirstSeqNr + i, b.Messages[i]));
+                    break;
+                case RequestCredit: break;
+                case var other: throw new Xunit.Sdk.XunitException($"Expected sequenced messages but got {other}.");
+            }
+        }
         return all;
     }
 
