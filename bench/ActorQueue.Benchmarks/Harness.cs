@@ -69,19 +69,43 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private static double HalfRate(ScenarioResult first, Peer peer) =>
         first.Find(peer.Name) is { MedianMessagesPerSecond: > 0 } p ? p.MedianMessagesPerSecond / 2 : 10_000;
 
+    // Tiered compilation and PGO make the first runs several times slower than steady state. Recompilation runs in
+    // the background once a method has been called enough and no new code has been compiled for a moment, which
+    // back-to-back runs of one peer (each starting a new ActorSystem) keep putting off. So the peers warm up in
+    // turns, like the measured rounds, for at least the rounds asked and then until each one's last three rounds
+    // agree within 20% (at most 40 rounds).
     private async Task WarmUpAsync(IReadOnlyList<Peer> peers)
     {
         if (options.WarmupRounds == 0) return;
-        log.WriteLine($"Warming up: {options.WarmupRounds} throwaway rounds of {Count(options.WarmupMessages)} per peer");
-        for (var r = 0; r < options.WarmupRounds; r++)
+        log.WriteLine($"Warming up: at least {options.WarmupRounds} throwaway rounds of {Count(options.WarmupMessages)} per peer, in turns, until steady");
+        var rates = peers.ToDictionary(p => p, _ => new List<double>());
+        var failed = new HashSet<Peer>();
+        for (var round = 0; round < 40; round++)
         {
-            foreach (var peer in peers)
+            var pending = peers.Where(p => !failed.Contains(p) && (round < options.WarmupRounds || !Steady(rates[p]))).ToList();
+            if (pending.Count == 0) break;
+            foreach (var peer in pending)
             {
                 var n = peer == _delivery ? Math.Min(options.WarmupMessages, 20_000) : options.WarmupMessages;
                 var result = await Measurement.RunAsync(peer, new RunSpec(new Shape(1, 1), options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
-                if (!result.Completed) log.WriteLine($"  warm-up of {peer.Name} failed: {result.Error}");
+                if (result.Completed) rates[peer].Add(result.MessagesPerSecond);
+                else
+                {
+                    log.WriteLine($"  warm-up of {peer.Name} failed: {result.Error}");
+                    failed.Add(peer);
+                }
             }
         }
+        foreach (var peer in peers)
+            log.WriteLine($"  {peer.Name,-28} {rates[peer].Count,3} rounds, last {(rates[peer].Count > 0 ? rates[peer][^1] : 0),14:N0} msgs/s");
+    }
+
+    private static bool Steady(List<double> rates)
+    {
+        if (rates.Count < 3) return false;
+        var last = rates.TakeLast(3).ToArray();
+        var median = Median(last);
+        return last.All(r => Math.Abs(r - median) <= 0.2 * median);
     }
 
     private async Task<ScenarioResult> RunScenarioAsync(

@@ -98,11 +98,13 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
                     Unhandled(message);
                     return;
             }
-            while (_seq < _credit && _backlog.Available > 0)
-            {
-                _seq++;
-                queue.Tell(new SequencedMessage(_id, _seq, new Work(_base + _seq, _backlog.Take())));
-            }
+            // Everything the credit allows goes out as one batch, as ProducerActor does.
+            var count = (int)Math.Min(_credit - _seq, _backlog.Available);
+            if (count <= 0) return;
+            var messages = new object[count];
+            for (var i = 0; i < count; i++) messages[i] = new Work(_base + _seq + i + 1, _backlog.Take());
+            queue.Tell(new SequencedBatch(_id, _seq + 1, messages));
+            _seq += count;
         }
     }
 
