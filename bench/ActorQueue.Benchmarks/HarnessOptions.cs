@@ -22,7 +22,7 @@ internal sealed record HarnessOptions
 
         Usage: dotnet run -c Release --project bench/ActorQueue.Benchmarks -- [options]
 
-          --quick            quick mode (under 3 minutes): N = 1M, slow consumers at 100k and 1M, growth to 1M
+          --quick            quick mode (under 3 minutes): N = 1M, slow consumers at 1M and 2M, growth to 1M
           --full             full mode (the default): slow consumers at 1M and 10M, growth to 10M
           --n <count>        messages per run in scenarios 1 and 2 (default 1000000)
           --rounds <k>       measured rounds per scenario, at least 1 (default 5)
@@ -42,7 +42,7 @@ internal sealed record HarnessOptions
             {
                 Mode = "quick",
                 DeliveryMessages = 200_000,
-                SlowConsumerMessages = [100_000, 1_000_000],
+                SlowConsumerMessages = [1_000_000, 2_000_000],
                 GrowthMessages = [100_000, 1_000_000],
                 LatencyDuration = TimeSpan.FromSeconds(1),
             };

@@ -11,7 +11,8 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 /// <summary>One measured run of one peer.</summary>
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
-    double BytesPerMessage, double PeakMegabytes, Latency? Latency, string? Error);
+    double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
+    Latency? Latency, string? Error);
 
 /// <summary>What one run does: how many messages through which shape, with how much work, at what rate.</summary>
 internal sealed record RunSpec(Shape Shape, int Capacity, long Messages, TimeSpan Work, double Rate = 0);
@@ -31,7 +32,10 @@ internal static class Measurement
             GC.WaitForPendingFinalizers();
             var baseline = GC.GetTotalMemory(forceFullCollection: false);
             var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
-            using var sampler = new MemorySampler();
+            var collectionsBefore = GC.CollectionCount(0);
+            var pauseBefore = GC.GetTotalPauseDuration();
+            // Paced runs measure latency: no sampler thread waking every millisecond beside them.
+            using var sampler = spec.Rate > 0 ? null : new MemorySampler();
             using var pacing = new CancellationTokenSource();
             var started = Stopwatch.GetTimestamp();
             Thread? pacer = null;
@@ -47,17 +51,21 @@ internal static class Measurement
             var completed = await Task.WhenAny(probe.Completed, Task.Delay(timeout)) == probe.Completed;
             var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+            var collections = GC.CollectionCount(0) - collectionsBefore;
+            var pause = GC.GetTotalPauseDuration() - pauseBefore;
             await pacing.CancelAsync();
             pacer?.Join();
-            var peak = Math.Max(0, sampler.Stop() - baseline);
+            var (peakHeap, peakLive) = sampler?.Stop() ?? (GC.GetTotalMemory(false), GC.GetTotalMemory(false));
+            var peak = Math.Max(0, peakHeap - baseline);
+            var live = Math.Max(0, peakLive - baseline);
             var handled = completed ? spec.Messages : probe.Count;
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
-                (double)allocated / Math.Max(1, handled), peak / 1048576.0, Summarize(histogram),
+                (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, Summarize(histogram),
                 completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled");
         }
         catch (Exception e)
         {
-            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, null, e.GetBaseException().Message);
+            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, 0, 0, 0, null, e.GetBaseException().Message);
         }
         finally
         {
@@ -82,10 +90,12 @@ internal static class Measurement
         ? null
         : new Latency(h.GetValueAtPercentile(50), h.GetValueAtPercentile(99), h.GetValueAtPercentile(99.9), h.GetMaxValue());
 
-    // Emits what is due every ~100 µs (1 ms where short sleeps are not available), stamping each batch when it
-    // is emitted, so latency counts every wait a message has after it was meant to be sent.
+    // Emits what is due every ~50 us (1 ms where short sleeps are not available), stamping each batch when it
+    // is emitted, so latency counts every wait a message has after it was meant to be sent. Small steps keep a
+    // burst well below the queue's capacity even at millions of messages per second.
     private static void Pace(IPeerRun run, long total, double rate, CancellationToken ct)
     {
+        if (OperatingSystem.IsLinux()) _ = prctl(PrSetTimerSlack, 1, 0, 0, 0); // 1 ns: wake when asked, not up to 50 us later
         var start = Stopwatch.GetTimestamp();
         long sent = 0;
         while (sent < total && !ct.IsCancellationRequested)
@@ -103,44 +113,67 @@ internal static class Measurement
 
     private static void Nap()
     {
-        if (OperatingSystem.IsLinux()) _ = usleep(100);
+        if (OperatingSystem.IsLinux()) _ = usleep(PaceMicroseconds);
         else Thread.Sleep(1);
     }
 
+    private const uint PaceMicroseconds = 50;
+    private const int PrSetTimerSlack = 29;
+
     [DllImport("libc", SetLastError = false)]
     private static extern int usleep(uint microseconds);
+
+    [DllImport("libc", SetLastError = false)]
+    private static extern int prctl(int option, ulong arg2, ulong arg3, ulong arg4, ulong arg5);
 }
 
-/// <summary>Samples the managed heap every millisecond on its own thread and keeps the peak.</summary>
+/// <summary>
+/// Samples the managed heap every millisecond on its own thread and keeps two peaks: the heap with its garbage
+/// (what the process holds at that moment) and the heap right after a collection during the run (what is live).
+/// </summary>
 internal sealed class MemorySampler : IDisposable
 {
     private readonly Thread _thread;
+    private readonly long _startIndex;
     private volatile bool _stopped;
     private long _peak;
+    private long _peakLive;
 
     public MemorySampler()
     {
         _peak = GC.GetTotalMemory(false);
+        _startIndex = GC.GetGCMemoryInfo(GCKind.Any).Index;
         _thread = new Thread(Sample) { IsBackground = true, Name = "memory-sampler" };
         _thread.Start();
     }
 
-    /// <summary>Stops sampling and returns the peak heap size in bytes.</summary>
-    public long Stop()
+    /// <summary>
+    /// Stops sampling and returns the peak heap and the peak heap after a collection, in bytes; the latter is the
+    /// heap at the end when no collection happened during the run.
+    /// </summary>
+    public (long Heap, long Live) Stop()
     {
         _stopped = true;
         _thread.Join();
-        return Math.Max(_peak, GC.GetTotalMemory(false));
+        SampleOnce();
+        return (_peak, _peakLive > 0 ? _peakLive : GC.GetTotalMemory(false));
     }
 
     private void Sample()
     {
         while (!_stopped)
         {
-            var now = GC.GetTotalMemory(false);
-            if (now > _peak) _peak = now;
+            SampleOnce();
             Thread.Sleep(1);
         }
+    }
+
+    private void SampleOnce()
+    {
+        var now = GC.GetTotalMemory(false);
+        if (now > _peak) _peak = now;
+        var info = GC.GetGCMemoryInfo(GCKind.Any);
+        if (info.Index > _startIndex && info.HeapSizeBytes > _peakLive) _peakLive = info.HeapSizeBytes;
     }
 
     public void Dispose()
