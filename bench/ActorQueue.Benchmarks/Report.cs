@@ -136,7 +136,6 @@ internal static class Report
             {
                 Position = i,
                 Value = p.MedianMessagesPerSecond / 1e6,
-                Error = (p.MaxMessagesPerSecond - p.MinMessagesPerSecond) / 2e6,
                 FillColor = color,
                 Label = $"{p.MedianMessagesPerSecond / 1e6:0.00}M",
                 Orientation = Orientation.Horizontal,
@@ -144,10 +143,21 @@ internal static class Report
         }
         var barPlot = plot.Add.Bars(bars);
         barPlot.Horizontal = true;
+        for (var i = 0; i < peers.Count; i++)
+        {
+            // The range over the rounds: a line from the slowest to the fastest, with end caps.
+            var (min, max) = (peers[i].MinMessagesPerSecond / 1e6, peers[i].MaxMessagesPerSecond / 1e6);
+            foreach (var (x1, y1, x2, y2) in new[] { (min, i, max, i), (min, i - 0.15, min, i + 0.15), (max, i - 0.15, max, i + 0.15) })
+            {
+                var line = plot.Add.Line(x1, y1, x2, y2);
+                line.LineColor = Colors.Black;
+                line.LineWidth = 1.5f;
+            }
+        }
         barPlot.ValueLabelStyle.FontSize = 14;
         plot.Axes.Left.SetTicks(Enumerable.Range(0, peers.Count).Select(i => (double)i).ToArray(), peers.Select(p => p.Peer).ToArray());
         plot.Axes.Margins(left: 0, right: 0.15);
-        plot.XLabel("million messages per second (median; whiskers: half the min-max range)");
+        plot.XLabel("million messages per second (bar: median over the rounds; line: slowest to fastest round)");
         plot.Title($"1 producer -> 1 consumer, capacity {s1.Capacity}, N = {Harness.Count(s1.Peers[0].Messages)}, {report.Rounds} rounds\n" +
                    $"{report.Date:yyyy-MM-dd}, {report.Machine.Cores} cores, {report.Machine.Cpu}, {report.Machine.Runtime}");
         var path = Path.Combine(directory, "throughput.png");

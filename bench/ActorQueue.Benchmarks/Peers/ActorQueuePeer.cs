@@ -21,7 +21,7 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
     public override string Name => producers == Producers.Protocol ? "ActorQueue" : "ActorQueue via ProducerActor";
 
     public override string Description => producers == Producers.Protocol
-        ? "QueueActor + ConsumerActors (acks); producers speak the producer protocol (credit, sequence numbers)"
+        ? "QueueActor + ConsumerActors (acks); producer actors speak the producer protocol (credit ahead, batches, sequence numbers)"
         : "QueueActor + ConsumerActors (acks); user actors send Produce to a ProducerActor, a window of replies at a time";
 
     public override async Task<IPeerRun> StartAsync(RunContext context)
@@ -70,7 +70,10 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
         }
     }
 
-    /// <summary>Speaks the producer protocol directly: asks credit for what it has, sends within it.</summary>
+    /// <summary>
+    /// Speaks the producer protocol directly, as a dedicated high-rate producer would: it registers with the default
+    /// demand, so the queue keeps its credit topped up ahead of need, and sends whatever credit allows as one batch.
+    /// </summary>
     private sealed class ProtocolProducer(IActorRef queue, int index) : UntypedActor
     {
         private readonly string _id = $"producer-{index}";
@@ -79,7 +82,7 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
         private long _credit;
         private readonly long _base = (long)index << Work.ProducerShift;
 
-        protected override void PreStart() => queue.Tell(new RegisterProducer(_id, 0));
+        protected override void PreStart() => queue.Tell(new RegisterProducer(_id));
 
         protected override void OnReceive(object message)
         {
@@ -87,7 +90,6 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
             {
                 case Emit e:
                     _backlog.Add(e);
-                    queue.Tell(new RequestCredit(_id, _seq + _backlog.Available));
                     break;
                 case ProducerCredit c:
                     _credit = c.CreditSeqNr;
