@@ -54,13 +54,19 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(3, stats.Ready);
     }
 
-    [Fact]
-    public async Task Queue_must_take_a_sequenced_batch_as_if_each_message_came_alone()
+    private async Task<(IActorRef Queue, TestProbe Producer)> QueueWithProducerAsync()
     {
         var queue = NewQueue(Specs.Queue(capacity: 10));
         var producer = CreateTestProbe();
         queue.Tell(new RegisterProducer("p"), producer);
         await producer.ExpectMsgAsync<ProducerCredit>();
+        return (queue, producer);
+    }
+
+    [Fact]
+    public async Task Queue_must_take_a_sequenced_batch_as_if_each_message_came_alone()
+    {
+        var (queue, producer) = await QueueWithProducerAsync();
         queue.Tell(new SequencedBatch("p", 1, ["a", "b", "c"]), producer);
         Assert.Equal(3, (await ExpectAcceptedAsync(producer, 3)).AcceptedSeqNr);
         // A resend overlapping what was accepted is deduplicated; the new tail is taken.
@@ -74,10 +80,7 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task Queue_must_stop_taking_a_batch_at_its_first_refused_message()
     {
-        var queue = NewQueue(Specs.Queue(capacity: 10));
-        var producer = CreateTestProbe();
-        queue.Tell(new RegisterProducer("p"), producer);
-        await producer.ExpectMsgAsync<ProducerCredit>();
+        var (queue, producer) = await QueueWithProducerAsync();
         // The second payload is null (as a bad serializer might produce): refused, and nothing after it is taken.
         queue.Tell(new SequencedBatch("p", 1, ["a", null!, "c"]), producer);
         var rejected = await producer.FishForMessageAsync<SequenceRejected>(m => m is SequenceRejected);
