@@ -12,7 +12,7 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
     double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
-    Latency? Latency, string? Error);
+    double CpuUtilization, Latency? Latency, string? Error);
 
 /// <summary>What one run does: how many messages through which shape, with how much work, at what rate.</summary>
 internal sealed record RunSpec(Shape Shape, int Capacity, long Messages, TimeSpan Work, double Rate = 0);
@@ -33,6 +33,7 @@ internal static class Measurement
             var baseline = GC.GetTotalMemory(forceFullCollection: false);
             var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             var collectionsBefore = GC.CollectionCount(0);
+            var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var pauseBefore = GC.GetTotalPauseDuration();
             // Paced runs measure latency: no sampler thread waking every millisecond beside them.
             using var sampler = spec.Rate > 0 ? null : new MemorySampler();
@@ -53,6 +54,8 @@ internal static class Measurement
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             var collections = GC.CollectionCount(0) - collectionsBefore;
             var pause = GC.GetTotalPauseDuration() - pauseBefore;
+            // Cores kept busy on average: 2.0 on a 2-core machine means the run was CPU-bound.
+            var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds / seconds;
             await pacing.CancelAsync();
             pacer?.Join();
             var (peakHeap, peakLive) = sampler?.Stop() ?? (GC.GetTotalMemory(false), GC.GetTotalMemory(false));
@@ -60,12 +63,12 @@ internal static class Measurement
             var live = Math.Max(0, peakLive - baseline);
             var handled = completed ? spec.Messages : probe.Count;
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
-                (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, Summarize(histogram),
+                (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram),
                 completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled");
         }
         catch (Exception e)
         {
-            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, 0, 0, 0, null, e.GetBaseException().Message);
+            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, 0, 0, 0, 0, null, e.GetBaseException().Message);
         }
         finally
         {
