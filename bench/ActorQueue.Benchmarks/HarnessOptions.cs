@@ -14,6 +14,7 @@ internal sealed record HarnessOptions
     public TimeSpan LatencyDuration { get; init; } = TimeSpan.FromSeconds(3);
     public TimeSpan SlowWork { get; init; } = TimeSpan.FromMicroseconds(1);
     public int Capacity { get; init; } = 1000;
+    public double? LatencyRate { get; init; }
     public HashSet<int> Scenarios { get; init; } = [1, 2, 3, 4, 5];
     public string? OutputDirectory { get; init; }
 
@@ -28,6 +29,7 @@ internal sealed record HarnessOptions
           --rounds <k>       measured rounds per scenario, at least 1 (default 5)
           --warmup <k>       throwaway warm-up rounds per peer (default 8)
           --scenario <list>  which scenarios to run, e.g. 1,2,4 (default all; 4 needs 1 and runs it)
+          --latency-rate <r> pace every peer at r msgs/s in scenario 4, instead of half its own scenario-1 rate
           --out <dir>        where to write results.json and throughput.png (default bench/results)
           --bdn [args]       run the BenchmarkDotNet micro-benchmarks instead (args go to BenchmarkDotNet)
           --help             this text
@@ -74,6 +76,7 @@ internal sealed record HarnessOptions
                     o = o with { Scenarios = picked };
                     break;
                 case "--out": o = o with { OutputDirectory = Next() }; break;
+                case "--latency-rate": o = o with { LatencyRate = PositiveLong(Next(), "--latency-rate") }; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'; see --help.");
             }
         }

@@ -51,8 +51,14 @@ internal static class Report
             var ratio = large / Math.Max(small, 1);
             targets.Add(new TargetResult("3", $"ActorQueue peak live heap at {slow[^1].Id[3..^1]} / at {slow[0].Id[3..^1]}", ratio, "<=", 1.2, ratio <= 1.2));
         }
-        if (scenarios.FirstOrDefault(s => s.Id == "4")?.Find(Aq)?.Latency is { } latency)
-            targets.Add(new TargetResult("4", "ActorQueue p99 latency (us)", latency.P99, "<=", 1000, latency.P99 <= 1000));
+        var s4 = scenarios.FirstOrDefault(s => s.Id == "4");
+        if (s4?.Find(Aq)?.Latency is { } latency)
+        {
+            // The target is set at half the queue's own rate; a run at a fixed --latency-rate says so.
+            var name = s4.Title.Contains("for every peer", StringComparison.Ordinal)
+                ? "ActorQueue p99 latency (us), at the fixed --latency-rate" : "ActorQueue p99 latency (us)";
+            targets.Add(new TargetResult("4", name, latency.P99, "<=", 1000, latency.P99 <= 1000));
+        }
         return targets;
     }
 
