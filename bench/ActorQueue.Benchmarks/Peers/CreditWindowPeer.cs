@@ -18,18 +18,8 @@ internal sealed class CreditWindowPeer : Peer
     public override async Task<IPeerRun> StartAsync(RunContext context)
     {
         var system = CreateSystem("credit-window");
-        var producers = new IActorRef[context.Shape.Producers];
-        for (var i = 0; i < producers.Length; i++)
-        {
-            var index = i;
-            producers[i] = system.ActorOf(Props.Create(() => new Producer(index, context.Shape.Consumers)), $"producer-{i}");
-        }
-        var consumers = new IActorRef[context.Shape.Consumers];
-        for (var i = 0; i < consumers.Length; i++)
-        {
-            var index = i;
-            consumers[i] = system.ActorOf(Props.Create(() => new Consumer(index, producers, context.Probe)), $"consumer-{i}");
-        }
+        var producers = Spawn(system, context.Shape.Producers, "producer", i => Props.Create(() => new Producer(i, context.Shape.Consumers)));
+        var consumers = Spawn(system, context.Shape.Consumers, "consumer", i => Props.Create(() => new Consumer(i, producers, context.Probe)));
         await Ready.AllAsync(producers.Concat(consumers));
         return new ActorRun(system, producers);
     }

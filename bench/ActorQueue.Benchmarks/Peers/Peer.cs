@@ -34,6 +34,14 @@ internal abstract class Peer
     /// <summary>Sets the peer up and returns once it is ready to take work.</summary>
     public abstract Task<IPeerRun> StartAsync(RunContext context);
 
+    /// <summary>Starts <paramref name="count"/> actors named prefix-0, prefix-1, ..., each from its index.</summary>
+    protected static IActorRef[] Spawn(ActorSystem system, int count, string prefix, Func<int, Props> props)
+    {
+        var actors = new IActorRef[count];
+        for (var i = 0; i < count; i++) actors[i] = system.ActorOf(props(i), $"{prefix}-{i}");
+        return actors;
+    }
+
     /// <summary>A fresh ActorSystem with the same quiet configuration for every peer.</summary>
     protected static ActorSystem CreateSystem(string name) => ActorSystem.Create(name, BenchConfig);
 

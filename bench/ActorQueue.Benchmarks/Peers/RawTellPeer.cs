@@ -12,15 +12,8 @@ internal sealed class RawTellPeer : Peer
     public override async Task<IPeerRun> StartAsync(RunContext context)
     {
         var system = CreateSystem("raw-tell");
-        var consumers = new IActorRef[context.Shape.Consumers];
-        for (var i = 0; i < consumers.Length; i++)
-            consumers[i] = system.ActorOf(Props.Create(() => new Consumer(context.Probe)), $"consumer-{i}");
-        var producers = new IActorRef[context.Shape.Producers];
-        for (var i = 0; i < producers.Length; i++)
-        {
-            var index = i;
-            producers[i] = system.ActorOf(Props.Create(() => new Producer(index, consumers)), $"producer-{i}");
-        }
+        var consumers = Spawn(system, context.Shape.Consumers, "consumer", _ => Props.Create(() => new Consumer(context.Probe)));
+        var producers = Spawn(system, context.Shape.Producers, "producer", i => Props.Create(() => new Producer(i, consumers)));
         await Ready.AllAsync(producers.Concat(consumers));
         return new ActorRun(system, producers);
     }
