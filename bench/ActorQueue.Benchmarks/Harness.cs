@@ -60,10 +60,10 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 log.WriteLine($"Scenario 4 at {fixedRate:N0} msgs/s leaves out the peers whose scenario-1 rate is below 1.5 times that.");
             // The paced path (pacer, histogram) has not run yet: one throwaway paced run each, so round 1 is not cold.
             foreach (var peer in paced)
-                await Measurement.RunAsync(peer, new RunSpec(one, options.Capacity, (long)(HalfRate(first, peer) / 4), TimeSpan.Zero, HalfRate(first, peer)), -1, Timeout(options.Messages, TimeSpan.Zero));
+                await Measurement.RunAsync(peer, new RunSpec(one, options.Capacity, (long)(PacedRate(first, peer) / 4), TimeSpan.Zero, PacedRate(first, peer)), -1, Timeout(options.Messages, TimeSpan.Zero));
             var at = options.LatencyRate is { } r ? $"{r:N0} msgs/s for every peer" : "half each peer's scenario-1 rate";
             results.Add(await RunScenarioAsync("4", $"latency emit -> handler at {at}, {options.LatencyDuration.TotalSeconds:0.#} s", one, paced,
-                p => (long)Math.Max(1000, HalfRate(first, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => HalfRate(first, p)));
+                p => (long)Math.Max(1000, PacedRate(first, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => PacedRate(first, p)));
         }
         if (s.Contains(5))
         {
@@ -74,7 +74,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
         return results;
     }
 
-    private double HalfRate(ScenarioResult first, Peer peer) => options.LatencyRate is { } fixedRate ? fixedRate :
+    // Scenario 4 paces each peer at half its own scenario-1 rate, or every peer at --latency-rate.
+    private double PacedRate(ScenarioResult first, Peer peer) => options.LatencyRate is { } fixedRate ? fixedRate :
         first.Find(peer.Name) is { MedianMessagesPerSecond: > 0 } p ? p.MedianMessagesPerSecond / 2 : 10_000;
 
     // Tiered compilation and PGO make the first runs several times slower than steady state. Recompilation runs in
