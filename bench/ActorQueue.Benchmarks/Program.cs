@@ -8,7 +8,9 @@ if (args.Contains("--help") || args.Contains("-h"))
 }
 if (args.Length > 0 && args[0] == "--bdn")
 {
-    BenchmarkSwitcher.FromAssembly(typeof(Harness).Assembly).Run(args[1..]);
+    // Without a filter BenchmarkDotNet would ask which benchmark to run; run them all instead.
+    var bdnArgs = args[1..].Contains("--filter") ? args[1..] : [.. args[1..], "--filter", "*"];
+    BenchmarkSwitcher.FromAssembly(typeof(Harness).Assembly).Run(bdnArgs);
     return 0;
 }
 
