@@ -275,8 +275,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     private int AckOne(int consumer, long deliveryId)
     {
         if (_state.Ack(consumer, deliveryId) is not { } error) return 0;
-        _state.RecordInvalid();
-        Reply(Sender, new SettleRejected(deliveryId, error));
+        Refuse(deliveryId, error);
         return 1;
     }
 
@@ -303,8 +302,14 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void SettleFailed(object command, long deliveryId, SettleError error)
     {
-        _state.RecordInvalid();
         _log.Warning("Queue {0}: {1} from {2} refused: {3}", _name, command.GetType().Name, Sender, error);
+        Refuse(deliveryId, error);
+    }
+
+    // Counts and answers one refused settlement; batches log once for all of theirs.
+    private void Refuse(long deliveryId, SettleError error)
+    {
+        _state.RecordInvalid();
         Reply(Sender, new SettleRejected(deliveryId, error));
     }
 
