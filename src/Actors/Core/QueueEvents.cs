@@ -14,6 +14,7 @@ internal sealed record CreditRequested(string ProducerId, long DemandSeqNr) : Qu
 internal sealed record ProducerDeactivated(string ProducerId) : QueueEvent;
 internal sealed record CreditGranted(string ProducerId, long CreditSeqNr) : QueueEvent;
 internal sealed record MessageAccepted(long MessageId, object Message, string? ProducerId, long SeqNr, TimeSpan At, bool FromWaitList) : QueueEvent;
+internal sealed record MessagesAccepted(long FirstMessageId, object[] Messages, string ProducerId, long FirstSeqNr, TimeSpan At) : QueueEvent;
 internal sealed record MessageParked(object Message, string? ProducerId, long SeqNr, long CorrelationId, TimeSpan Deadline, object? ReplyTo) : QueueEvent;
 internal sealed record ParkedMessageRejected(RejectReason Reason) : QueueEvent;
 internal sealed record MessageRejected(RejectReason Reason) : QueueEvent;
@@ -24,6 +25,7 @@ internal sealed record DemandAdded(int ConsumerId, int Count) : QueueEvent;
 internal sealed record ConsumerRemoved(int ConsumerId) : QueueEvent;
 internal sealed record MessageDelivered(long DeliveryId, long MessageId, int ConsumerId, TimeSpan Deadline) : QueueEvent;
 internal sealed record DeliveryAcked(long DeliveryId) : QueueEvent;
+internal sealed record DeliveriesAcked(long FromDeliveryId, long ToDeliveryId) : QueueEvent;
 internal sealed record DeliveryRequeued(long DeliveryId, TimeSpan DueAt, bool Nacked) : QueueEvent;
 internal sealed record DeliveryDeadLettered(long DeliveryId, string Reason, TimeSpan At, bool Nacked) : QueueEvent;
 internal sealed record DeadlineExtended(long DeliveryId, TimeSpan Deadline) : QueueEvent;

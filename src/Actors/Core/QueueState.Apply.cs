@@ -14,6 +14,7 @@ internal sealed partial class QueueState
             case ProducerDeactivated x: OnProducerDeactivated(x.ProducerId); break;
             case CreditGranted x: OnCreditGranted(x.ProducerId, x.CreditSeqNr); break;
             case MessageAccepted x: OnMessageAccepted(x.MessageId, x.Message, x.ProducerId, x.SeqNr, x.At, x.FromWaitList); break;
+            case MessagesAccepted x: OnMessagesAccepted(x.FirstMessageId, x.Messages, x.Messages.Length, x.ProducerId, x.FirstSeqNr, x.At); break;
             case MessageParked x: OnMessageParked(new ParkedMessage(x.Message, x.ProducerId, x.SeqNr, x.CorrelationId, x.Deadline, x.ReplyTo)); break;
             case ParkedMessageRejected: OnParkedRejected(); break;
             case MessageRejected: OnMessageRejected(); break;
@@ -24,6 +25,7 @@ internal sealed partial class QueueState
             case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
             case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline); break;
             case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
+            case DeliveriesAcked x: OnDeliveriesAcked(x.FromDeliveryId, x.ToDeliveryId); break;
             case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Nacked); break;
             case DeliveryDeadLettered x: OnDeliveryDeadLettered(x.DeliveryId, x.Reason, x.At, x.Nacked); break;
             case DeadlineExtended x: OnDeadlineExtended(x.DeliveryId, x.Deadline); break;
@@ -104,6 +106,24 @@ internal sealed partial class QueueState
         _counters.Enqueued++;
     }
 
+    // A producer's run, taken whole: the same as OnMessageAccepted for each message, with the producer and the
+    // counters updated once.
+    private void OnMessagesAccepted(long firstMessageId, object?[] messages, int count, string producerId, long firstSeqNr, TimeSpan at)
+    {
+        if (firstMessageId != _lastMessageId + 1) throw Diverged("first accepted message", firstMessageId, _lastMessageId + 1);
+        if (!TryGetProducer(producerId, out var p))
+            throw new QueueInvariantException($"Replay diverged: accepted messages from {firstMessageId} name unknown producer '{producerId}'.");
+        if (firstSeqNr != p.LastSeqNr + 1) throw Diverged("first accepted sequence number", firstSeqNr, p.LastSeqNr + 1);
+        for (var i = 0; i < count; i++) _ready.PushBack(new QueuedMessage(firstMessageId + i, messages[i]!, 0, at));
+        _lastMessageId = firstMessageId + count - 1;
+        var before = p.Outstanding;
+        p.LastSeqNr = firstSeqNr + count - 1;
+        if (p.CreditSeqNr < p.LastSeqNr) p.CreditSeqNr = p.LastSeqNr;
+        _outstandingCredit += p.Outstanding - before;
+        MarkDirty(p);
+        _counters.Enqueued += count;
+    }
+
     private void OnMessageParked(in ParkedMessage m) => _parked.PushBack(m);
 
     private void OnParkedRejected()
@@ -176,6 +196,19 @@ internal sealed partial class QueueState
     {
         Settle(deliveryId);
         _counters.Acked++;
+    }
+
+    // A stretch of deliveries acked at once, all of them in flight: the same as OnDeliveryAcked for each.
+    private void OnDeliveriesAcked(long from, long to)
+    {
+        ConsumerState? c = null;
+        for (var id = from; id <= to; id++)
+        {
+            if (!_inFlight.Remove(id, out var d)) throw Diverged("acked delivery", id, -1);
+            if (c is null || c.Id != d.ConsumerId) _consumers.TryGetValue(d.ConsumerId, out c);
+            if (c is not null) c.InFlight--;
+        }
+        _counters.Acked += to - from + 1;
     }
 
     private void OnDeliveryRequeued(long deliveryId, TimeSpan dueAt, bool nacked)

@@ -216,6 +216,30 @@ internal sealed partial class QueueState
         return Admit(new ParkedMessage(message, producerId, seqNr, seqNr, now + _settings.FullWaitTimeout, replyTo), withinCredit, now);
     }
 
+    /// <summary>
+    /// Takes the leading part of a run of numbered messages from one producer in one step: the messages that follow
+    /// its last accepted number, fit its credit and are not null, up to the first that does not. Returns how many it
+    /// took: 0 when the run is a resend or out of order, the producer is unknown or inactive, the queue is draining
+    /// or messages are parked. The caller hands the rest to <see cref="EnqueueSequenced"/> one by one, which decides
+    /// each of those cases exactly as it would have for the messages taken here.
+    /// </summary>
+    public int EnqueueSequencedRun(string producerId, long firstSeqNr, object?[] messages, TimeSpan now)
+    {
+        if (_draining || _parked.Count > 0 || !TryGetProducer(producerId, out var p) || !p.Active || firstSeqNr != p.LastSeqNr + 1) return 0;
+        var count = (int)Math.Min(messages.Length, Math.Max(0, p.CreditSeqNr - p.LastSeqNr));
+        for (var i = 0; i < count; i++)
+        {
+            if (messages[i] is not null) continue;
+            count = i;
+            break;
+        }
+        if (count == 0) return 0;
+        var firstId = _lastMessageId + 1;
+        OnMessagesAccepted(firstId, messages, count, producerId, firstSeqNr, now);
+        if (_recorder is not null) _recorder(new MessagesAccepted(firstId, messages[..count]!, producerId, firstSeqNr, now));
+        return count;
+    }
+
     private EnqueueResult Admit(in ParkedMessage m, bool withinCredit, TimeSpan now, bool mayWait = true)
     {
         if (withinCredit || (_parked.Count == 0 && FreeCapacity > 0))
@@ -385,6 +409,31 @@ internal sealed partial class QueueState
         OnDeliveryAcked(deliveryId);
         Record(static (d, _) => new DeliveryAcked(d), deliveryId, 0);
         return null;
+    }
+
+    /// <summary>
+    /// Acks the deliveries <paramref name="from"/> to <paramref name="to"/> as <see cref="Ack"/> would one by one;
+    /// each one it refuses goes to <paramref name="refused"/> with the reason. Every unbroken stretch it can ack is
+    /// taken in one step.
+    /// </summary>
+    public void AckRange(int consumerId, long from, long to, List<(long DeliveryId, SettleError Error)> refused)
+    {
+        var start = from;
+        for (var id = from; id <= to; id++)
+        {
+            if (CheckHolder(consumerId, id) is not { } error) continue;
+            AckStretch(start, id - 1);
+            refused.Add((id, error));
+            start = id + 1;
+        }
+        AckStretch(start, to);
+    }
+
+    private void AckStretch(long from, long to)
+    {
+        if (from > to) return;
+        OnDeliveriesAcked(from, to);
+        Record(static (f, t) => new DeliveriesAcked(f, t), from, to);
     }
 
     /// <summary>Retries the delivery after <paramref name="delay"/> (backoff with jitter when null), or dead-letters it.</summary>

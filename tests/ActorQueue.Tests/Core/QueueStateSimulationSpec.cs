@@ -59,11 +59,21 @@ public class QueueStateSimulationSpec
                     Track(msg, s.Enqueue(msg, 0, msg, _h.Now));
                     break;
                 case 1:
+                    // A run of one to four numbered messages, as the queue actor takes a batch: sometimes the leading
+                    // part in one step, then the rest one by one until one is refused.
                     var p = arg % 2;
-                    var seqMsg = $"p{p}-{_nextSeq[p]}";
-                    var r = s.EnqueueSequenced($"p{p}", _nextSeq[p], seqMsg, seqMsg, _h.Now);
-                    Track(seqMsg, r);
-                    if (r.Status is EnqueueStatus.Accepted or EnqueueStatus.Parked) _nextSeq[p]++;
+                    var run = Enumerable.Range(0, 1 + arg / 2 % 4).Select(i => (object?)$"p{p}-{_nextSeq[p] + i}").ToArray();
+                    var taken = arg % 3 == 0 ? s.EnqueueSequencedRun($"p{p}", _nextSeq[p], run, _h.Now) : 0;
+                    for (var i = 0; i < taken; i++) _accepted.Add((string)run[i]!);
+                    _nextSeq[p] += taken;
+                    for (var i = taken; i < run.Length; i++)
+                    {
+                        var seqMsg = (string)run[i]!;
+                        var r = s.EnqueueSequenced($"p{p}", _nextSeq[p], seqMsg, seqMsg, _h.Now);
+                        Track(seqMsg, r);
+                        if (r.Status is not (EnqueueStatus.Accepted or EnqueueStatus.Parked)) break;
+                        _nextSeq[p]++;
+                    }
                     break;
                 case 2: s.RegisterProducer($"p{arg % 2}", arg % 3 == 0 ? long.MaxValue : arg % 5); break;
                 case 3:
@@ -81,6 +91,25 @@ public class QueueStateSimulationSpec
                     break;
                 case 7:
                     foreach (var (c, d) in _h.Dispatch()) _held[d.DeliveryId] = (c, (string)d.Message);
+                    break;
+                case 8 when arg % 4 == 1 && _held.Count > 0:
+                    // A range around a held delivery: what its consumer holds is acked, every other id refused.
+                    var (around, owner) = _held.ElementAt(arg % _held.Count);
+                    var from = Math.Max(1, around - arg % 3);
+                    var to = around + arg / 4 % 4;
+                    var refusedIds = new List<(long DeliveryId, SettleError Error)>();
+                    s.AckRange(owner.Consumer, from, to, refusedIds);
+                    for (var d = from; d <= to; d++)
+                    {
+                        var refusedHere = refusedIds.Any(x => x.DeliveryId == d);
+                        if (_held.TryGetValue(d, out var h) && h.Consumer == owner.Consumer)
+                        {
+                            Assert.False(refusedHere, $"delivery {d} was held by consumer {h.Consumer} but refused");
+                            Settle(h.Message);
+                            _held.Remove(d);
+                        }
+                        else Assert.True(refusedHere, $"delivery {d} was not held by consumer {owner.Consumer} but not refused");
+                    }
                     break;
                 case 8 or 9 or 10:
                     if (_held.Count == 0) break;

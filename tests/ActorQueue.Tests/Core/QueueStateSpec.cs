@@ -402,6 +402,72 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void A_run_is_taken_in_one_step_as_far_as_it_follows_on_fits_the_credit_and_holds_no_null()
+    {
+        var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 4 });
+        h.State.RegisterProducer("p");
+        h.State.GrantCredit();
+        var events = h.Events.Count;
+        Assert.Equal(3, h.State.EnqueueSequencedRun("p", 1, new object?[] { "a", "b", "c" }, h.Now));
+        Assert.Single(h.Events.Skip(events)); // one event for the run
+        // Credit 4: only one more fits; the caller hands the rest to EnqueueSequenced.
+        Assert.Equal(1, h.State.EnqueueSequencedRun("p", 4, new object?[] { "d", "e" }, h.Now));
+        Assert.True(h.State.TryGetProducer("p", out var accepted, out _));
+        Assert.Equal(4, accepted);
+        var c = h.Consumer(10);
+        Assert.Equal(new[] { "a", "b", "c", "d" }, h.Dispatch().Select(d => (string)d.Delivery.Message));
+        Assert.All(h.Dispatched, d => Assert.Equal(c, d.ConsumerId));
+
+        h.State.GrantCredit();
+        Assert.Equal(1, h.State.EnqueueSequencedRun("p", 5, new object?[] { "e", null, "g" }, h.Now)); // stops at the null
+        Assert.Equal(0, h.State.EnqueueSequencedRun("p", 5, new object?[] { "e" }, h.Now)); // a resend: one by one
+        Assert.Equal(0, h.State.EnqueueSequencedRun("p", 7, new object?[] { "g" }, h.Now)); // a gap: one by one
+        Assert.Equal(0, h.State.EnqueueSequencedRun("ghost", 1, new object?[] { "x" }, h.Now));
+        Assert.Equal(5, h.State.Counters.Enqueued);
+        h.State.CheckInvariants();
+        Assert.Equal(h.State.Describe(), h.Replay().Describe());
+    }
+
+    [Fact]
+    public void Ack_range_acks_what_the_consumer_holds_in_stretches_and_refuses_the_rest_with_reasons()
+    {
+        var h = new CoreHarness(Settings(capacity: 10));
+        h.EnqueueMany(6);
+        var a = h.Consumer(4);
+        h.Dispatch(); // a holds 1..4
+        var b = h.Consumer(2);
+        h.Dispatch(); // b holds 5..6
+        Assert.Null(h.State.Ack(a, 2));
+        var events = h.Events.Count;
+        var refused = new List<(long DeliveryId, SettleError Error)>();
+        h.State.AckRange(a, 1, 7, refused);
+        Assert.Equal(new (long, SettleError)[] { (2, SettleError.AlreadySettled), (5, SettleError.NotHolder), (6, SettleError.NotHolder), (7, SettleError.UnknownDelivery) }, refused);
+        Assert.Equal(2, h.Events.Count - events); // stretches 1..1 and 3..4
+        Assert.Equal(2, h.State.InFlightCount);
+        Assert.Equal(4, h.State.Counters.Acked);
+        h.State.CheckInvariants();
+        Assert.Equal(h.State.Describe(), h.Replay().Describe());
+    }
+
+    [Fact]
+    public void A_run_takes_nothing_while_messages_are_parked_or_the_queue_drains()
+    {
+        var h = new CoreHarness(Settings(capacity: 2, mode: FullMode.Wait) with { ProducerCredit = 2 });
+        h.State.RegisterProducer("p");
+        h.State.Enqueue("x", 1, null, h.Now);
+        h.State.Enqueue("y", 2, null, h.Now);
+        Assert.Equal(EnqueueStatus.Parked, h.State.Enqueue("z", 3, null, h.Now).Status);
+        Assert.Equal(0, h.State.EnqueueSequencedRun("p", 1, new object?[] { "a" }, h.Now));
+
+        var drained = new CoreHarness(Settings(capacity: 5) with { ProducerCredit = 5 });
+        drained.State.RegisterProducer("p");
+        drained.State.GrantCredit();
+        drained.State.BeginDrain(drained.Parked);
+        Assert.Equal(0, drained.State.EnqueueSequencedRun("p", 1, new object?[] { "a" }, drained.Now));
+        Assert.Equal(0, drained.State.Held);
+    }
+
+    [Fact]
     public void Sequenced_message_from_an_unregistered_producer_is_rejected()
     {
         var h = new CoreHarness(Settings());
