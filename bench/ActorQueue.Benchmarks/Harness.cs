@@ -6,7 +6,7 @@ namespace ActorQueue.Benchmarks;
 internal sealed record PeerSummary(
     string Peer, string Description, long Messages, double Rate, double MedianMessagesPerSecond, double MinMessagesPerSecond,
     double MaxMessagesPerSecond, double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, double GcPauseMilliseconds,
-    Latency? Latency, int Failed, IReadOnlyList<RunResult> Runs);
+    Latency? Latency, Latency? Stalls, int Failed, IReadOnlyList<RunResult> Runs);
 
 /// <summary>A scenario's results: every peer on the same work.</summary>
 internal sealed record ScenarioResult(string Id, string Title, string Shape, int Capacity, string Work, IReadOnlyList<PeerSummary> Peers)
@@ -133,7 +133,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 runs[peer].Add(result);
                 log.WriteLine(result.Completed
                     ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak {result.PeakLiveMegabytes,8:N1} MB live {result.Collections,4} GCs {result.GcPauseMilliseconds,6:N1} ms GC {result.CpuUtilization,5:N2} cores" +
-                      (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "")
+                      (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "") +
+                      (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "")
                     : $"  round {round + 1}: {peer.Name,-28} FAILED: {result.Error}");
             }
         }
@@ -151,19 +152,19 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private static PeerSummary Summarize(Peer peer, long messages, double rate, List<RunResult> runs)
     {
         var ok = runs.Where(r => r.Completed).ToList();
-        Latency? latency = null;
-        if (ok.All(r => r.Latency is not null) && ok.Count > 0)
-        {
-            latency = new Latency(
-                Median(ok.Select(r => r.Latency!.P50)), Median(ok.Select(r => r.Latency!.P99)),
-                Median(ok.Select(r => r.Latency!.P999)), ok.Max(r => r.Latency!.Max));
-        }
+        var latency = MedianLatency(ok.Select(r => r.Latency).ToList());
+        var stalls = MedianLatency(ok.Select(r => r.Stalls).ToList());
         return new PeerSummary(peer.Name, peer.Description, messages, rate,
             Median(ok.Select(r => r.MessagesPerSecond)), ok.Count > 0 ? ok.Min(r => r.MessagesPerSecond) : 0,
             ok.Count > 0 ? ok.Max(r => r.MessagesPerSecond) : 0, Median(ok.Select(r => r.BytesPerMessage)),
             Median(ok.Select(r => r.PeakMegabytes)), Median(ok.Select(r => r.PeakLiveMegabytes)), Median(ok.Select(r => r.GcPauseMilliseconds)),
-            latency, runs.Count - ok.Count, runs);
+            latency, stalls, runs.Count - ok.Count, runs);
     }
+
+    // Each percentile's median over the rounds, and the highest maximum.
+    private static Latency? MedianLatency(List<Latency?> rounds) => rounds.Count == 0 || rounds.Any(l => l is null)
+        ? null
+        : new Latency(Median(rounds.Select(l => l!.P50)), Median(rounds.Select(l => l!.P99)), Median(rounds.Select(l => l!.P999)), rounds.Max(l => l!.Max));
 
     public static double Median(IEnumerable<double> values)
     {

@@ -12,7 +12,7 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
     double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
-    double CpuUtilization, Latency? Latency, string? Error);
+    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error);
 
 /// <summary>What one run does: how many messages through which shape, with how much work, at what rate.</summary>
 internal sealed record RunSpec(Shape Shape, int Capacity, long Messages, TimeSpan Work, double Rate = 0);
@@ -35,8 +35,9 @@ internal static class Measurement
             var collectionsBefore = GC.CollectionCount(0);
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var pauseBefore = GC.GetTotalPauseDuration();
-            // Paced runs measure latency: no sampler thread waking every millisecond beside them.
+            // Paced runs measure latency, and beside it the platform's own stalls rather than the heap.
             using var sampler = spec.Rate > 0 ? null : new MemorySampler();
+            using var stalls = spec.Rate > 0 ? new StallMeter() : null;
             using var pacing = new CancellationTokenSource();
             var started = Stopwatch.GetTimestamp();
             Thread? pacer = null;
@@ -58,17 +59,18 @@ internal static class Measurement
             var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds / seconds;
             await pacing.CancelAsync();
             pacer?.Join();
+            var platform = stalls?.Stop();
             var (peakHeap, peakLive) = sampler?.Stop() ?? (GC.GetTotalMemory(false), GC.GetTotalMemory(false));
             var peak = Math.Max(0, peakHeap - baseline);
             var live = Math.Max(0, peakLive - baseline);
             var handled = completed ? spec.Messages : probe.Count;
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
-                (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram),
+                (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram), platform,
                 completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled");
         }
         catch (Exception e)
         {
-            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, 0, 0, 0, 0, null, e.GetBaseException().Message);
+            return new RunResult(peer.Name, round, spec.Messages, false, 0, 0, 0, 0, 0, 0, 0, 0, null, null, e.GetBaseException().Message);
         }
         finally
         {
@@ -89,7 +91,7 @@ internal static class Measurement
         }
     }
 
-    private static Latency? Summarize(LongHistogram? h) => h is null || h.TotalCount == 0
+    internal static Latency? Summarize(LongHistogram? h) => h is null || h.TotalCount == 0
         ? null
         : new Latency(h.GetValueAtPercentile(50), h.GetValueAtPercentile(99), h.GetValueAtPercentile(99.9), h.GetMaxValue());
 
@@ -177,6 +179,48 @@ internal sealed class MemorySampler : IDisposable
         if (now > _peak) _peak = now;
         var info = GC.GetGCMemoryInfo(GCKind.Any);
         if (info.Index > _startIndex && info.HeapSizeBytes > _peakLive) _peakLive = info.HeapSizeBytes;
+    }
+
+    public void Dispose()
+    {
+        if (!_stopped) Stop();
+    }
+}
+
+/// <summary>
+/// The platform's own stalls during a paced run, measured as jHiccup does: a thread sleeps 1 ms at a time and
+/// records by how much it woke late. Whatever delays it (the OS scheduler, the hypervisor, a GC pause) delays the
+/// pipeline under test as well, so these figures are a floor under the latency tail any peer can show.
+/// </summary>
+internal sealed class StallMeter : IDisposable
+{
+    private readonly LongHistogram _histogram = new(60_000_000, 3);
+    private readonly Thread _thread;
+    private volatile bool _stopped;
+
+    public StallMeter()
+    {
+        _thread = new Thread(Run) { IsBackground = true, Name = "stall-meter" };
+        _thread.Start();
+    }
+
+    /// <summary>Stops measuring and returns how late the thread woke, in microseconds beyond the 1 ms asked for.</summary>
+    public Latency? Stop()
+    {
+        _stopped = true;
+        _thread.Join();
+        return Measurement.Summarize(_histogram);
+    }
+
+    private void Run()
+    {
+        while (!_stopped)
+        {
+            var before = Stopwatch.GetTimestamp();
+            Thread.Sleep(1);
+            var late = Stopwatch.GetElapsedTime(before).TotalMicroseconds - 1000;
+            _histogram.RecordValue(Math.Max(0, (long)late));
+        }
     }
 
     public void Dispose()

@@ -91,16 +91,28 @@ internal static class Report
         {
             var aq = s.Find(Aq);
             var table = new Table().Title($"[bold]Scenario {Markup.Escape(s.Id)}[/]: {Markup.Escape(s.Title)} [grey]({s.Shape}, capacity {s.Capacity}, work: {s.Work})[/]");
-            table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", "ActorQueue / peer", "B/msg", "peak heap MB", "peak live MB", "GC pause ms", "p50 / p99 / p99.9 us");
+            // Paced runs show the platform's stalls in place of the heap peaks, which matter for scenario 3.
+            var paced = s.Peers.Any(p => p.Stalls is not null);
+            table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", "ActorQueue / peer", "B/msg");
+            if (paced) table.AddColumns("GC pause ms", "p50 / p99 / p99.9 us", "platform stalls p99 / p99.9 / max us");
+            else table.AddColumns("peak heap MB", "peak live MB", "GC pause ms");
             foreach (var p in s.Peers)
             {
                 var ratio = aq is not null && p.MedianMessagesPerSecond > 0 ? $"{aq.MedianMessagesPerSecond / p.MedianMessagesPerSecond:0.00}x" : "-";
-                var latency = p.Latency is { } l ? $"{l.P50:N0} / {l.P99:N0} / {l.P999:N0}" : "-";
-                table.AddRow(
+                var cells = new List<string>
+                {
                     Markup.Escape(p.Peer), Harness.Count(p.Messages), $"{p.MedianMessagesPerSecond:N0}",
                     $"{p.MinMessagesPerSecond:N0} - {p.MaxMessagesPerSecond:N0}" + (p.Failed > 0 ? $" [red]({p.Failed} failed)[/]" : ""),
-                    p.Peer == Aq ? "" : ratio, $"{p.BytesPerMessage:N1}", $"{p.PeakMegabytes:N1}", $"{p.PeakLiveMegabytes:N1}",
-                    $"{p.GcPauseMilliseconds:N1}", latency);
+                    p.Peer == Aq ? "" : ratio, $"{p.BytesPerMessage:N1}",
+                };
+                if (paced)
+                {
+                    cells.Add($"{p.GcPauseMilliseconds:N1}");
+                    cells.Add(p.Latency is { } l ? $"{l.P50:N0} / {l.P99:N0} / {l.P999:N0}" : "-");
+                    cells.Add(p.Stalls is { } st ? $"{st.P99:N0} / {st.P999:N0} / {st.Max:N0}" : "-");
+                }
+                else cells.AddRange([$"{p.PeakMegabytes:N1}", $"{p.PeakLiveMegabytes:N1}", $"{p.GcPauseMilliseconds:N1}"]);
+                table.AddRow(cells.ToArray());
             }
             AnsiConsole.Write(table);
         }
