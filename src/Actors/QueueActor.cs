@@ -268,10 +268,10 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             Invalid(m, $"AckRange must run forward over at most {AckRange.MaxLength} ids, not from {m.FromDeliveryId} to {m.ToDeliveryId}.");
             return;
         }
+        _refused.Clear();
         _state.AckRange(ConsumerOf(Sender), m.FromDeliveryId, m.ToDeliveryId, _refused);
         foreach (var (id, error) in _refused) Refuse(id, error);
         SettledMany(m, _refused.Count, m.Length);
-        _refused.Clear();
     }
 
     // Returns 1 when the ack was refused (and answered), 0 when it was taken.
