@@ -112,6 +112,7 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             var n = peer == _delivery ? Math.Min(options.DeliveryMessages, 200_000) : Math.Max(options.WarmupMessages, options.Messages);
             var result = await Measurement.RunAsync(peer, new RunSpec(new Shape(1, 1), options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
             if (result.Completed) rates[peer].Add(result.MessagesPerSecond);
+            else log.WriteLine($"  long warm-up round of {peer.Name} failed: {result.Error}");
         }
         foreach (var peer in peers)
             log.WriteLine($"  {peer.Name,-28} {rates[peer].Count,3} rounds, last (long) {(rates[peer].Count > 0 ? rates[peer][^1] : 0),14:N0} msgs/s");
