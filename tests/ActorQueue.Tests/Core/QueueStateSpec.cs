@@ -436,7 +436,7 @@ public class QueueStateSpec
         var a = h.Consumer(4);
         h.Dispatch(); // a holds 1..4
         var b = h.Consumer(2);
-        h.Dispatch(); // b holds 5..6
+        Assert.All(h.Dispatch(), d => Assert.Equal(b, d.Consumer)); // b holds 5..6
         Assert.Null(h.State.Ack(a, 2));
         var events = h.Events.Count;
         var refused = new List<(long DeliveryId, SettleError Error)>();
