@@ -96,11 +96,7 @@ internal sealed partial class QueueState
         {
             if (!TryGetProducer(producerId, out var p))
                 throw new QueueInvariantException($"Replay diverged: accepted message {messageId} names unknown producer '{producerId}'.");
-            var before = p.Outstanding;
-            p.LastSeqNr = seqNr;
-            if (p.CreditSeqNr < seqNr) p.CreditSeqNr = seqNr;
-            _outstandingCredit += p.Outstanding - before;
-            MarkDirty(p);
+            AdvanceAccepted(p, seqNr);
         }
         _ready.PushBack(new QueuedMessage(messageId, message, 0, at));
         _counters.Enqueued++;
@@ -116,12 +112,18 @@ internal sealed partial class QueueState
         if (firstSeqNr != p.LastSeqNr + 1) throw Diverged("first accepted sequence number", firstSeqNr, p.LastSeqNr + 1);
         for (var i = 0; i < count; i++) _ready.PushBack(new QueuedMessage(firstMessageId + i, messages[i]!, 0, at));
         _lastMessageId = firstMessageId + count - 1;
+        AdvanceAccepted(p, firstSeqNr + count - 1);
+        _counters.Enqueued += count;
+    }
+
+    // The producer's messages up to seqNr are accepted: the credit they used is no longer outstanding.
+    private void AdvanceAccepted(ProducerState p, long seqNr)
+    {
         var before = p.Outstanding;
-        p.LastSeqNr = firstSeqNr + count - 1;
-        if (p.CreditSeqNr < p.LastSeqNr) p.CreditSeqNr = p.LastSeqNr;
+        p.LastSeqNr = seqNr;
+        if (p.CreditSeqNr < seqNr) p.CreditSeqNr = seqNr;
         _outstandingCredit += p.Outstanding - before;
         MarkDirty(p);
-        _counters.Enqueued += count;
     }
 
     private void OnMessageParked(in ParkedMessage m) => _parked.PushBack(m);
