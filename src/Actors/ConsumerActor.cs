@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ActorQueue.Core;
 using ActorQueue.Metrics;
 using ActorQueue.Protocol;
@@ -8,32 +7,40 @@ using Akka.Event;
 namespace ActorQueue;
 
 /// <summary>
-/// A competing consumer: keeps up to prefetch deliveries pulled, runs the user's <see cref="IQueueHandler"/> on up
-/// to concurrency of them at once, acks successes in batches and nacks failures. While a handler is still running
-/// it reports it in progress well before the ack deadline, so a slow but live handler is not redelivered; a
-/// handler that runs past handler-timeout is cancelled and nacked.
+/// A competing consumer: tells its queue how many deliveries it may hold (prefetch) and runs the user's
+/// <see cref="IQueueHandler"/> on up to concurrency of them at once, on the thread pool, never on its own thread. It acks
+/// successes in batches and nacks failures; while handlers run it reports them in progress well before the ack deadline,
+/// so a slow but live handler, blocking or not, is not redelivered, and a handler that runs past handler-timeout is
+/// cancelled and nacked. Deliveries it never started go back with <see cref="Return"/> (their attempt does not count)
+/// when it stops, is revoked or is wedged. It re-sends its pull while it hears nothing, follows its queue through a
+/// restart, and when the queue terminates looks for a new one at the same path until reattach-timeout.
 /// </summary>
 public sealed class ConsumerActor : UntypedActor, IWithTimers
 {
-    private readonly IActorRef _queue;
     private readonly IQueueHandler _handler;
     private readonly ConsumerSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
 
     private readonly RingBuffer<Delivery> _buffer = new();
-    private readonly Dictionary<long, Running> _running = new();
-    private readonly Stack<CancellationTokenSource> _tokens = new();
+    private readonly HandlerWorker[] _workers;
     private readonly List<long> _acks = new();
     private readonly List<long> _scratch = new();
-    private int _requested;
-    private int _timedOut;
-    private bool _flushPending;
+    private IActorRef _queue;
+    private long _epoch;
     private TimeSpan _ackTimeout;
-    private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
+    private bool _flushPending;
+    private bool _left;
+    private TimeSpan _lastHeard;
     private TimeSpan _lastExtension;
+    private TimeSpan? _lastAsync;
+    // What one handler call costs when it completes at once (Stopwatch ticks, smoothed): cheap handlers run in chunks.
+    private double _syncCost;
+    private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 50_000.0; // 20 µs
+    private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
 
-    private record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, Task Task, bool TimedOut);
+    // Re-attaching after the queue terminated: since when, and how long until the next look.
+    private TimeSpan? _lostSince;
+    private TimeSpan _reattachBackoff;
 
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
@@ -64,46 +71,33 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         _handler = handler;
         _settings = settings;
         _ackTimeout = settings.HandlerTimeout;
+        _workers = new HandlerWorker[settings.Concurrency];
+        for (var i = 0; i < _workers.Length; i++) _workers[i] = new HandlerWorker(Self, handler, Context.System.Scheduler) { QueueTag = _queueTag };
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
-
-    // What fills the prefetch window: buffered deliveries and running handlers, timed-out ones included
-    // (they still occupy a slot, so pulling more for them would only strand work in the buffer).
-    private int Held => _buffer.Count + _running.Count;
-
-    // Every slot is taken by a handler that ran past handler-timeout and ignores its cancellation.
-    private bool Wedged => _timedOut >= _settings.Concurrency;
+    private TimeSpan Now => Context.System.Scheduler.Now - DateTimeOffset.UnixEpoch;
 
     /// <inheritdoc />
     protected override void PreStart()
     {
         Context.Watch(_queue);
         StartTicking();
-        _requested = _settings.Prefetch;
-        _queue.Tell(new Pull(_settings.Prefetch));
+        SendPull();
     }
 
     /// <inheritdoc />
     protected override void PreRestart(Exception reason, object message)
     {
         // Restarted in place (same ref): the queue would otherwise wait for deadlines to take our deliveries back.
-        SendAcks();
-        _queue.Tell(Detach.Instance);
-        CancelRunning();
+        Leave(detach: true);
         base.PreRestart(reason, message);
     }
 
     /// <inheritdoc />
-    protected override void PostStop()
-    {
-        // Acks gathered but not yet sent would otherwise turn finished work into redeliveries.
-        SendAcks();
-        CancelRunning();
-    }
+    protected override void PostStop() => Leave(detach: false);
 
     /// <inheritdoc />
     protected override void OnReceive(object message)
@@ -111,101 +105,119 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         switch (message)
         {
             case DeliveryBatch m: HandleDeliveries(m); break;
-            case HandlerDone m: HandleDone(m); break;
+            case WorkerReport m: HandleReport(m); break;
             case ConsumerFlush: Flush(); break;
             case ConsumerTick: HandleTick(); break;
-            case ConsumerRegistered m:
-                _ackTimeout = m.AckTimeout;
-                _queueTag = new KeyValuePair<string, object?>(ActorQueueMetrics.QueueTag, m.QueueName);
-                StartTicking();
-                break;
+            case ConsumerRegistered m: HandleRegistered(m); break;
+            case Revoked m: HandleRevoked(m); break;
             case SettleRejected m:
-                _log.Warning("Consumer of {0}: the queue refused to settle delivery {1}: {2}", _queue, m.DeliveryId, m.Error);
+                // Already settled is the expected end of a race with the queue's own take-back; anything else is a bug.
+                if (m.Error == SettleError.AlreadySettled) _log.Debug("Consumer of {0}: delivery {1} was already settled or taken back.", _queue, m.DeliveryId);
+                else _log.Warning("Consumer of {0}: the queue refused to settle {1} deliveries from {2}: {3}", _queue, m.Count, m.DeliveryId, m.Error);
                 break;
-            case Terminated m when m.ActorRef.Equals(_queue):
-                _log.Info("Consumer of {0}: the queue stopped; stopping.", _queue);
+            case Drained:
+                _log.Info("Consumer of {0}: the queue drained; stopping.", _queue);
                 Context.Stop(Self);
                 break;
+            case Terminated m when m.ActorRef.Equals(_queue): HandleQueueLost(); break;
+            case ActorIdentity m: HandleIdentity(m); break;
             default: Unhandled(message); break;
         }
+    }
+
+    private void HandleRegistered(ConsumerRegistered m)
+    {
+        _lastHeard = Now;
+        if (_epoch != 0 && m.Epoch != _epoch)
+        {
+            // The queue restarted or recovered: what we hold from before is no longer its to settle; it has those
+            // messages (or lost them) on its side. Running handlers finish, and their acks are refused.
+            ReclaimUnstarted();
+            _log.Info("Consumer of {0}: the queue is a new incarnation; dropping {1} deliveries from the old one.", _queue, _buffer.Count);
+            _buffer.Clear();
+        }
+        _epoch = m.Epoch;
+        _ackTimeout = m.AckTimeout;
+        _queueTag = new KeyValuePair<string, object?>(ActorQueueMetrics.QueueTag, m.QueueName);
+        foreach (var w in _workers) w.QueueTag = _queueTag;
+        StartTicking();
     }
 
     private void HandleDeliveries(DeliveryBatch batch)
     {
         if (batch.Messages is null) return;
-        _requested = Math.Max(0, _requested - batch.Count);
+        _lastHeard = Now;
         for (var i = 0; i < batch.Count; i++) _buffer.PushBack(batch[i]);
-        StartHandlers();
+        StartWorkers();
     }
 
-    private void StartHandlers()
+    private void StartWorkers()
     {
-        while (_buffer.Count > 0 && _running.Count < _settings.Concurrency)
-            Start(_buffer.PopFront());
+        if (_buffer.Count == 0) return;
+        var idle = 0;
+        foreach (var w in _workers) if (!w.Busy) idle++;
+        if (idle == 0) return;
+        // Cheap handlers that complete at once run in chunks: one hop to the thread pool and one report per chunk, and
+        // a batch handled in order is settled by one ack range. Costly ones are spread over the free workers; once one
+        // has gone asynchronous, deliveries are handed out singly so that one slow handler holds up no other.
+        var async = _lastAsync is { } lastAsync && Now - lastAsync < TimeSpan.FromSeconds(1);
+        foreach (var w in _workers)
+        {
+            if (_buffer.Count == 0) break;
+            if (w.Busy) continue;
+            var chunk = async ? 1
+                : _syncCost < CheapHandler ? Math.Min(_buffer.Count, HandlerWorker.MaxChunk)
+                : Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk);
+            w.TimedOutId = 0;
+            w.Start(_buffer, chunk);
+            idle--;
+        }
     }
 
-    private void Start(Delivery delivery)
+    private void HandleReport(WorkerReport report)
     {
-        var cancellation = _tokens.Count > 0 ? _tokens.Pop() : new CancellationTokenSource();
-        var started = ActorQueueMetrics.HandlerTime.Enabled ? Stopwatch.GetTimestamp() : 0;
-        Task task;
-        try
+        var w = report.Worker;
+        foreach (var r in report.Results)
         {
-            task = _handler.HandleAsync(delivery, cancellation.Token)
-                   ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+            if (r.DeliveryId == w.TimedOutId) continue; // already nacked when it timed out
+            if (r.Succeeded) _acks.Add(r.DeliveryId);
+            else
+            {
+                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, r.DeliveryId, r.Failure);
+                _queue.Tell(new Nack(r.DeliveryId, null, r.Failure));
+            }
         }
-        catch (Exception e)
+        if (report.Finished)
         {
-            task = Task.FromException(e);
-        }
-        if (task.IsCompleted)
-        {
-            // The common fast path: no continuation, no self message.
-            if (started != 0) ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, _queueTag);
-            Finish(delivery.DeliveryId, task);
-            Recycle(cancellation);
-            return;
-        }
-        _running.Add(delivery.DeliveryId, new Running(Now, cancellation, task, false));
-        task.ContinueWith(static (t, state) =>
-        {
-            var done = (HandlerDone)state!;
-            done.Consumer.Tell(done);
-        }, new HandlerDone(Self, delivery.DeliveryId, task), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
-    }
-
-    private void HandleDone(HandlerDone done)
-    {
-        if (!_running.Remove(done.DeliveryId, out var running)) return;
-        if (ActorQueueMetrics.HandlerTime.Enabled) ActorQueueMetrics.HandlerTime.Record((Now - running.StartedAt).TotalMilliseconds, _queueTag);
-        if (running.TimedOut)
-        {
-            // Already nacked when it timed out; it only held a slot until now.
-            _timedOut--;
-            running.Cancellation.Dispose();
+            if (report.Results.Count > 0)
+                _syncCost = 0.8 * _syncCost + 0.2 * ((double)report.ElapsedTicks / report.Results.Count);
+            w.Finished();
+            w.TimedOutId = 0;
         }
         else
         {
-            Finish(done.DeliveryId, done.Task);
-            Recycle(running.Cancellation);
+            // It went asynchronous: what it has not started goes to free workers instead of waiting behind it.
+            _lastAsync = Now;
+            w.TakeBackUnstarted(_buffer);
         }
-        StartHandlers();
+        StartWorkers();
         RequestFlush();
     }
 
-    private void Finish(long deliveryId, Task task)
+    private void HandleRevoked(Revoked m)
     {
-        if (task.IsCompletedSuccessfully)
+        if (m.DeliveryIds is null || m.DeliveryIds.Length == 0) return;
+        ReclaimUnstarted();
+        var revoked = new HashSet<long>(m.DeliveryIds);
+        var dropped = 0;
+        for (var i = _buffer.Count - 1; i >= 0; i--)
         {
-            _acks.Add(deliveryId);
+            if (!revoked.Contains(_buffer[i].DeliveryId)) continue;
+            _buffer.RemoveAt(i);
+            dropped++;
         }
-        else
-        {
-            var reason = task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
-            _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, reason);
-            _queue.Tell(new Nack(deliveryId, null, reason));
-        }
-        RequestFlush();
+        _log.Info("Consumer of {0}: the queue took back {1} deliveries past their deadline; {2} had not started and are dropped.", _queue, m.DeliveryIds.Length, dropped);
+        StartWorkers();
     }
 
     private void RequestFlush()
@@ -219,25 +231,22 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     {
         _flushPending = false;
         SendAcks();
-        if (Wedged) return;
-
-        // Top the prefetch window up in batches, or at once when there is nothing left to work on.
-        var deficit = _settings.Prefetch - Held - _requested;
-        if (deficit > 0 && (deficit >= Math.Max(1, _settings.Prefetch / 2) || (_buffer.Count == 0 && _requested == 0)))
-        {
-            _requested += deficit;
-            _queue.Tell(new Pull(deficit));
-        }
     }
 
     private void SendAcks()
     {
         var count = _acks.Count;
         if (count == 0) return;
-        if (count == 1) _queue.Tell(new Ack(_acks[0]));
-        else if (IsOneRun(_acks)) _queue.Tell(new AckRange(_acks[0], _acks[count - 1]));
-        else _queue.Tell(new AckBatch(_acks.ToArray()));
-        _acks.Clear();
+        try
+        {
+            if (count == 1) _queue.Tell(new Ack(_acks[0]));
+            else if (IsOneRun(_acks)) _queue.Tell(new AckRange(_acks[0], _acks[count - 1]));
+            else _queue.Tell(new AckBatch(_acks.ToArray()));
+        }
+        finally
+        {
+            _acks.Clear();
+        }
     }
 
     // Handlers that finish in delivery order (the common case) settle a whole batch as one range.
@@ -252,67 +261,140 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleTick()
     {
         var now = Now;
-        _scratch.Clear();
-        foreach (var (id, r) in _running)
+        if (_lostSince is { } since)
         {
-            // A handler that has finished is not timed out, even if its HandlerDone is still on its way.
-            if (!r.TimedOut && !r.Task.IsCompleted && now - r.StartedAt >= _settings.HandlerTimeout) _scratch.Add(id);
+            LookForQueue(now, since);
+            return;
         }
-        foreach (var id in _scratch)
+
+        // Handlers past handler-timeout are cancelled and nacked; their slot stays taken until they end.
+        var timedOut = 0;
+        foreach (var w in _workers)
         {
-            var r = _running[id];
-            _running[id] = r with { TimedOut = true };
-            _timedOut++;
-            _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);
-            _queue.Tell(new Nack(id, null, $"the handler ran past handler-timeout ({_settings.HandlerTimeout})"));
-            Cancel(r.Cancellation);
-        }
-        if (_scratch.Count > 0) RequestFlush();
-        if (Wedged && _buffer.Count > 0)
-        {
-            // No slot will free up until a hung handler ends: hand the waiting deliveries back for others to take.
-            _log.Warning("Consumer of {0}: every handler slot is held by a handler past handler-timeout; returning {1} waiting deliveries.", _queue, _buffer.Count);
-            while (_buffer.Count > 0)
+            if (!w.Busy) continue;
+            var id = w.CurrentId;
+            if (id != 0 && w.TimedOutId != id && now - (w.CurrentStartedAt - DateTimeOffset.UnixEpoch) >= _settings.HandlerTimeout)
             {
-                var d = _buffer.PopFront();
-                _queue.Tell(new Nack(d.DeliveryId, TimeSpan.Zero, "the consumer has no free handler slot: every one is held by a handler past handler-timeout"));
+                w.TimedOutId = id;
+                _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);
+                _queue.Tell(new Nack(id, null, $"the handler ran past handler-timeout ({_settings.HandlerTimeout})"));
+                w.Cancel(id);
             }
+            if (w.TimedOutId != 0 && w.TimedOutId == w.CurrentId) timedOut++;
+        }
+        if (timedOut > 0) ReturnFromWedged(timedOut);
+
+        // Re-sync: a consumer that has heard nothing for a while says again what it can take (and who it thinks the
+        // queue is), so that a lost pull, registration or delivery, or a queue restarted in place, costs a pause only.
+        if (now - _lastHeard >= _settings.ResyncInterval)
+        {
+            _lastHeard = now;
+            SendPull();
         }
 
         if (now - _lastExtension < _ackTimeout / 3) return;
         _lastExtension = now;
-        for (var i = 0; i < _buffer.Count; i++) _queue.Tell(new InProgress(_buffer[i].DeliveryId));
-        foreach (var (id, r) in _running)
-            if (!r.TimedOut) _queue.Tell(new InProgress(id));
+        _scratch.Clear();
+        for (var i = 0; i < _buffer.Count; i++) _scratch.Add(_buffer[i].DeliveryId);
+        foreach (var w in _workers)
+        {
+            w.CopyUnstarted(_scratch);
+            var id = w.CurrentId;
+            if (id != 0 && id != w.TimedOutId) _scratch.Add(id);
+        }
+        foreach (var id in _scratch) _queue.Tell(new InProgress(id));
+    }
+
+    // Workers held by handlers past handler-timeout that ignore their cancellation: what waits behind them goes back.
+    private void ReturnFromWedged(int timedOut)
+    {
+        foreach (var w in _workers)
+            if (w.TimedOutId != 0 && w.TimedOutId == w.CurrentId) w.TakeBackUnstarted(_buffer);
+        if (timedOut < _workers.Length || _buffer.Count == 0)
+        {
+            StartWorkers();
+            return;
+        }
+        _log.Warning("Consumer of {0}: every handler slot is held by a handler past handler-timeout; returning {1} waiting deliveries.", _queue, _buffer.Count);
+        ReturnBuffer();
+    }
+
+    private void SendPull() => _queue.Tell(new Pull(_settings.Prefetch, _epoch));
+
+    private void ReclaimUnstarted()
+    {
+        foreach (var w in _workers) w.TakeBackUnstarted(_buffer);
+    }
+
+    // Gives back everything not started; the queue delivers it again without counting an attempt.
+    private void ReturnBuffer()
+    {
+        while (_buffer.Count > 0)
+        {
+            var ids = new long[Math.Min(_buffer.Count, Return.MaxLength)];
+            for (var i = 0; i < ids.Length; i++) ids[i] = _buffer.PopFront().DeliveryId;
+            _queue.Tell(new Return(ids));
+        }
+    }
+
+    private void Leave(bool detach)
+    {
+        if (_left) return;
+        _left = true;
+        // Acks gathered but not yet sent would otherwise turn finished work into redeliveries, and unstarted work would
+        // count an attempt it never had. What is running when we stop is the queue's to redeliver, as a suspect.
+        SendAcks();
+        foreach (var w in _workers)
+        {
+            w.TakeBackUnstarted(_buffer);
+            w.Abandon();
+        }
+        ReturnBuffer();
+        if (detach) _queue.Tell(Detach.Instance);
+    }
+
+    private void HandleQueueLost()
+    {
+        if (_lostSince is not null) return;
+        _log.Warning("Consumer of {0}: the queue terminated; looking for it again for up to {1}.", _queue, _settings.ReattachTimeout);
+        ReclaimUnstarted();
+        _buffer.Clear();
+        _acks.Clear();
+        _lostSince = Now;
+        _reattachBackoff = TimeSpan.FromMilliseconds(100);
+        _epoch = 0;
+        Context.ActorSelection(_queue.Path).Tell(new Identify(_queue.Path.ToString()), Self);
+    }
+
+    private void LookForQueue(TimeSpan now, TimeSpan since)
+    {
+        if (now - since >= _settings.ReattachTimeout)
+        {
+            _log.Warning("Consumer of {0}: no queue came back within reattach-timeout ({1}); stopping.", _queue, _settings.ReattachTimeout);
+            Context.Stop(Self);
+            return;
+        }
+        if (now - _lastHeard < _reattachBackoff) return;
+        _lastHeard = now;
+        _reattachBackoff = TimeSpan.FromTicks(Math.Min(_reattachBackoff.Ticks * 2, TimeSpan.TicksPerSecond * 5));
+        Context.ActorSelection(_queue.Path).Tell(new Identify(_queue.Path.ToString()), Self);
+    }
+
+    private void HandleIdentity(ActorIdentity m)
+    {
+        if (_lostSince is null || m.Subject is null || m.Subject.Equals(_queue)) return;
+        _log.Info("Consumer: a queue is back at {0}; attaching to it.", m.Subject.Path);
+        _queue = m.Subject;
+        _lostSince = null;
+        Context.Watch(_queue);
+        _lastHeard = Now;
+        SendPull();
     }
 
     private void StartTicking()
     {
-        var interval = TimeSpan.FromTicks(Math.Min(Math.Min(_settings.HandlerTimeout.Ticks / 4, _ackTimeout.Ticks / 6), TimeSpan.TicksPerSecond));
+        var interval = TimeSpan.FromTicks(Math.Min(Math.Min(_settings.HandlerTimeout.Ticks / 4, _ackTimeout.Ticks / 6),
+            Math.Min(TimeSpan.TicksPerSecond, _settings.ResyncInterval.Ticks / 2)));
         Timers.StartPeriodicTimer("tick", ConsumerTick.Instance, TimeSpan.FromTicks(Math.Max(interval.Ticks, TimeSpan.TicksPerMillisecond)));
-    }
-
-    private void Recycle(CancellationTokenSource cancellation)
-    {
-        if (cancellation.TryReset()) _tokens.Push(cancellation);
-        else cancellation.Dispose();
-    }
-
-    private void CancelRunning()
-    {
-        foreach (var r in _running.Values) Cancel(r.Cancellation);
-    }
-
-    private void Cancel(CancellationTokenSource cancellation)
-    {
-        // Cancellation runs the handler's callbacks here; one that throws must not take the consumer down.
-        try
-        {
-            cancellation.Cancel();
-        }
-        catch (Exception e)
-        {
-            _log.Warning(e, "Consumer of {0}: a handler's cancellation callback threw.", _queue);
-        }
     }
 }

@@ -11,6 +11,8 @@ public sealed record ConsumerSettings
     private readonly TimeSpan _restartMinBackoff = TimeSpan.FromMilliseconds(200);
     private readonly TimeSpan _restartMaxBackoff = TimeSpan.FromSeconds(10);
     private readonly double _restartRandomFactor = 0.2;
+    private readonly TimeSpan _resyncInterval = TimeSpan.FromSeconds(2);
+    private readonly TimeSpan _reattachTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Deliveries asked for ahead of the handlers; at least 1.</summary>
     public int Prefetch { get => _prefetch; init => _prefetch = QueueSettings.AtLeast(value, 1); }
@@ -34,6 +36,18 @@ public sealed record ConsumerSettings
         init => _restartRandomFactor = value is >= 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The random factor must be between 0 and 1.");
     }
 
+    /// <summary>
+    /// How long a consumer goes without hearing from its queue (a delivery or its registration) before it sends its pull
+    /// again, so that a lost message or a queue restarted in place costs a pause, never a stall; positive.
+    /// </summary>
+    public TimeSpan ResyncInterval { get => _resyncInterval; init => _resyncInterval = QueueSettings.Positive(value); }
+
+    /// <summary>
+    /// How long a consumer whose queue terminated keeps looking for a queue at the same path (with backoff) before it
+    /// stops; positive. A queue that drained tells its consumers, and they stop at once.
+    /// </summary>
+    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive(value); }
+
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static ConsumerSettings Default { get; } = Create(ActorQueueConfig.Default());
 
@@ -53,6 +67,8 @@ public sealed record ConsumerSettings
             RestartMinBackoff = r.Duration("restart.min-backoff"),
             RestartMaxBackoff = r.Duration("restart.max-backoff"),
             RestartRandomFactor = r.Double("restart.random-factor", 0, 1),
+            ResyncInterval = r.Duration("resync-interval"),
+            ReattachTimeout = r.Duration("reattach-timeout"),
         };
     }
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ActorQueue.Core;
 using ActorQueue.Protocol;
 using Akka.Actor;
@@ -10,17 +9,18 @@ namespace ActorQueue;
 /// Lets user code put messages on a queue without knowing the protocol: send it <see cref="Produce"/> and it
 /// answers <see cref="EnqueueAccepted"/> once the queue holds the message. It never sends beyond the credit the
 /// queue granted (and asks only for credit it has messages for, so an idle producer reserves nothing), numbers
-/// what it sends, and keeps everything not yet accepted: if the queue does not confirm in
-/// resend-interval (a lost message, a restarted queue) it re-registers and resends from what the queue last
-/// accepted, and the queue drops the duplicates by sequence number.
+/// what it sends, and keeps everything not yet accepted: if it hears nothing from the queue for resend-interval while
+/// it has work outstanding (a lost message, a restarted queue) it re-registers and resends from what the queue last
+/// accepted, and the queue drops the duplicates by sequence number. When its queue terminates it looks for a new one at
+/// the same path until reattach-timeout; a queue that drained, or none found, leaves it closed: every
+/// <see cref="Produce"/> is then answered <see cref="EnqueueRejected"/> with <see cref="RejectReason.QueueStopped"/>.
 /// </summary>
 public sealed class ProducerActor : UntypedActor, IWithTimers
 {
-    private readonly IActorRef _queue;
+    private IActorRef _queue;
     private readonly string _producerId;
     private readonly ProducerSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
 
     // Not yet numbered (waiting for credit), and numbered but not yet accepted (contiguous from _acceptedSeqNr + 1).
     private readonly RingBuffer<Pending> _unsent = new();
@@ -35,7 +35,13 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private bool _everRegistered;
     private bool _flushPending;
     private readonly List<object> _outgoing = new();
-    private TimeSpan _lastProgress;
+    // Progress is measured from the queue's answers, and from when work became outstanding: callers producing fast
+    // must not hide a lost registration or credit.
+    private TimeSpan _lastHeard;
+    private TimeSpan? _lostSince;
+    private TimeSpan _reattachBackoff;
+    private TimeSpan _lastLook;
+    private string? _closed;
 
     private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo, long SeqNr);
 
@@ -65,7 +71,9 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     /// <summary>The actor's timers (set by Akka).</summary>
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+    private TimeSpan Now => Context.System.Scheduler.Now - DateTimeOffset.UnixEpoch;
+
+    private bool HasWork => _unsent.Count + _unaccepted.Count > 0;
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -89,23 +97,29 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
             case ProducerCredit m: HandleCredit(m); break;
             case SequenceRejected m: HandleRejected(m); break;
             case ProducerTick: HandleTick(); break;
-            case Terminated m when m.ActorRef.Equals(_queue):
-                FailAll(RejectReason.QueueStopped, "The queue stopped before accepting the message.");
-                Context.Stop(Self);
+            case Drained:
+                Close($"Queue {_queue.Path.Name} drained and stopped; it accepts nothing more.");
                 break;
+            case Terminated m when m.ActorRef.Equals(_queue): HandleQueueLost(); break;
+            case ActorIdentity m: HandleIdentity(m); break;
             default: Unhandled(message); break;
         }
     }
 
     private void HandleProduce(Produce m)
     {
+        if (_closed is not null)
+        {
+            Reply(Sender, new EnqueueRejected(m.CorrelationId, RejectReason.QueueStopped, _closed));
+            return;
+        }
         if (_unsent.Count + _unaccepted.Count >= _settings.BufferSize)
         {
             Reply(Sender, new EnqueueRejected(m.CorrelationId, RejectReason.ProducerBufferFull,
                 $"Producer '{_producerId}' already holds buffer-size ({_settings.BufferSize}) messages the queue has not accepted."));
             return;
         }
-        if (_unaccepted.Count == 0) _lastProgress = Now;
+        if (!HasWork) _lastHeard = Now;
         _unsent.PushBack(new Pending(m.Message, m.CorrelationId, Sender, 0));
         // Send once the burst of Produce requests in the mailbox is in, as one batch.
         if (_flushPending) return;
@@ -139,6 +153,12 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void HandleCredit(ProducerCredit m)
     {
         _demandInFlight = false;
+        _lastHeard = Now;
+        if (m.CreditSeqNr < _creditSeqNr && m.CreditSeqNr < _demandSeqNr)
+        {
+            // The queue took back credit (unused past its lease, or a drain): what we still have is asked for again.
+            _demandSeqNr = m.CreditSeqNr;
+        }
         if (_registering)
         {
             _registering = false;
@@ -156,15 +176,12 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
             _sentSeqNr = m.AcceptedSeqNr;
             _demandSeqNr = m.AcceptedSeqNr + _registeredPending;
         }
-        var progressed = false;
         while (_unaccepted.Count > 0 && _unaccepted.PeekFront().SeqNr <= m.AcceptedSeqNr)
         {
             var p = _unaccepted.PopFront();
             Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
-            progressed = true;
         }
         if (m.AcceptedSeqNr > _acceptedSeqNr) _acceptedSeqNr = m.AcceptedSeqNr;
-        if (progressed || _unaccepted.Count == 0) _lastProgress = Now;
         _creditSeqNr = m.CreditSeqNr;
         SendWithinCredit();
     }
@@ -185,7 +202,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void SendWithinCredit()
     {
-        if (_registering) return;
+        if (_registering || _lostSince is not null || _closed is not null) return;
         // First resends (after a re-registration), then new messages, never beyond credit, all in one batch (their
         // numbers run on without a gap). _unaccepted holds sequence numbers _acceptedSeqNr + 1 onwards, so the
         // first one not yet sent is found by index.
@@ -223,6 +240,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void HandleRejected(SequenceRejected m)
     {
+        _lastHeard = Now;
         switch (m.Reason)
         {
             case RejectReason.Draining or RejectReason.QueueStopped:
@@ -239,11 +257,65 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void HandleTick()
     {
-        if (_unaccepted.Count == 0 && _unsent.Count == 0 && !_registering) return;
-        if (Now - _lastProgress < _settings.ResendInterval) return;
-        _log.Debug("Producer {0}: nothing accepted for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _unaccepted.Count);
-        _lastProgress = Now;
+        var now = Now;
+        if (_lostSince is { } since)
+        {
+            LookForQueue(now, since);
+            return;
+        }
+        if (!HasWork && !_registering) return;
+        if (now - _lastHeard < _settings.ResendInterval) return;
+        // Every exchange carries absolute values, so re-registering re-syncs whatever was lost on the way.
+        _log.Debug("Producer {0}: heard nothing for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _unaccepted.Count);
+        _lastHeard = now;
         Register();
+    }
+
+    private void HandleQueueLost()
+    {
+        if (_lostSince is not null || _closed is not null) return;
+        _log.Warning("Producer {0}: the queue terminated; looking for it again for up to {1}.", _producerId, _settings.ReattachTimeout);
+        _lostSince = _lastLook = Now;
+        _reattachBackoff = TimeSpan.FromMilliseconds(100);
+        _registering = false;
+        Context.ActorSelection(_queue.Path).Tell(new Identify(_producerId), Self);
+        // Looked for on a finer timer than the resend one, which may be seconds apart.
+        Timers.StartPeriodicTimer("reattach", ProducerTick.Instance, TimeSpan.FromMilliseconds(100));
+    }
+
+    private void LookForQueue(TimeSpan now, TimeSpan since)
+    {
+        if (now - since >= _settings.ReattachTimeout)
+        {
+            Close($"Queue {_queue.Path.Name} stopped and none came back within reattach-timeout ({_settings.ReattachTimeout}).");
+            return;
+        }
+        if (now - _lastLook < _reattachBackoff) return;
+        _lastLook = now;
+        _reattachBackoff = TimeSpan.FromTicks(Math.Min(_reattachBackoff.Ticks * 2, TimeSpan.TicksPerSecond * 5));
+        Context.ActorSelection(_queue.Path).Tell(new Identify(_producerId), Self);
+    }
+
+    private void HandleIdentity(ActorIdentity m)
+    {
+        if (_lostSince is null || m.Subject is null || m.Subject.Equals(_queue)) return;
+        _log.Info("Producer {0}: a queue is back at {1}; re-registering.", _producerId, m.Subject.Path);
+        _queue = m.Subject;
+        _lostSince = null;
+        Timers.Cancel("reattach");
+        Context.Watch(_queue);
+        _lastHeard = Now;
+        Register();
+    }
+
+    // The queue is gone for good: everything waiting is answered, and so is everything that comes later.
+    private void Close(string reason)
+    {
+        _lostSince = null;
+        _closed = reason;
+        _log.Info("Producer {0}: {1}", _producerId, reason);
+        FailAll(RejectReason.QueueStopped, reason);
+        Timers.CancelAll();
     }
 
     private void Register()

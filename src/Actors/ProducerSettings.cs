@@ -7,12 +7,19 @@ public sealed record ProducerSettings
 {
     private readonly int _bufferSize = 1000;
     private readonly TimeSpan _resendInterval = TimeSpan.FromSeconds(2);
+    private readonly TimeSpan _reattachTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Messages held that the queue has not accepted yet; beyond it Produce is rejected. At least 1.</summary>
     public int BufferSize { get => _bufferSize; init => _bufferSize = QueueSettings.AtLeast(value, 1); }
 
-    /// <summary>How long to wait for acceptance before re-registering and resending; positive.</summary>
+    /// <summary>How long to go without an answer from the queue, while messages wait, before re-registering and resending; positive.</summary>
     public TimeSpan ResendInterval { get => _resendInterval; init => _resendInterval = QueueSettings.Positive(value); }
+
+    /// <summary>
+    /// How long a producer whose queue terminated keeps looking for a new queue at the same path before it closes
+    /// (answering every Produce with QueueStopped); positive.
+    /// </summary>
+    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive(value); }
 
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static ProducerSettings Default { get; } = Create(ActorQueueConfig.Default());
@@ -29,6 +36,7 @@ public sealed record ProducerSettings
         {
             BufferSize = r.Int("buffer-size", 1),
             ResendInterval = r.Duration("resend-interval"),
+            ReattachTimeout = r.Duration("reattach-timeout"),
         };
     }
 }

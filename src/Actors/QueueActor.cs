@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using ActorQueue.Core;
 using ActorQueue.Metrics;
 using ActorQueue.Protocol;
@@ -18,21 +17,24 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     private readonly string _name;
     private readonly QueueState _state;
     private readonly QueueMetrics _metrics;
-    private readonly long _startTimestamp = Stopwatch.GetTimestamp();
-    private readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
     private readonly ILoggingAdapter _log = Context.GetLogger();
 
     private readonly Dictionary<IActorRef, int> _consumerIds = new();
     private readonly Dictionary<int, IActorRef> _consumerRefs = new();
     private readonly Dictionary<string, IActorRef> _producerRefs = new(StringComparer.Ordinal);
     private readonly Dictionary<IActorRef, string> _producerIds = new();
-    private readonly List<IActorRef> _drainRequesters = new();
+    private readonly HashSet<IActorRef> _drainRequesters = new();
 
     private readonly List<ConsumerDispatch> _dispatches = new();
     private readonly List<ProducerUpdate> _updates = new();
     private readonly List<ParkedOutcome> _parkedOutcomes = new();
-    private readonly List<(long DeliveryId, SettleError Error)> _refused = new();
+    private readonly List<RefusedStretch> _refused = new();
+    private readonly List<Revocation> _revoked = new();
     private bool _flushPending;
+    private TimeSpan? _tickAt;
+
+    /// <summary>The most drain requesters a queue keeps waiting for its <see cref="Drained"/>; more are refused.</summary>
+    internal const int MaxDrainRequesters = 1024;
 
     /// <summary>Creates the Props of a queue.</summary>
     /// <param name="name">The queue's name, used in stats, logs and errors.</param>
@@ -51,19 +53,21 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     {
         _name = name;
         _metrics = new QueueMetrics(name);
-        _state = new QueueState(settings, observer: _metrics);
+        // A new incarnation (first start or a restart) delivers under ids no earlier one used.
+        _state = new QueueState(settings, observer: _metrics, firstDeliveryId: QueueState.DeliveryIdEpoch(Now));
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
     public ITimerScheduler Timers { get; set; } = null!;
 
-    private TimeSpan Now => Stopwatch.GetElapsedTime(_startTimestamp);
+    // Wall-clock time from the system's scheduler: instants keep their meaning across restarts, and a TestScheduler
+    // drives the queue in virtual time.
+    private TimeSpan Now => Context.System.Scheduler.Now - DateTimeOffset.UnixEpoch;
 
     /// <inheritdoc />
     protected override void PreStart()
     {
         ActorQueueMetrics.Register(_metrics);
-        Timers.StartPeriodicTimer("tick", QueueTick.Instance, _state.Settings.TickInterval);
     }
 
     /// <inheritdoc />
@@ -91,12 +95,13 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             case QueueFlush: Flush(); break;
             case Nack m: HandleNack(m); break;
             case InProgress m: Settled(m, m.DeliveryId, _state.Extend(ConsumerOf(Sender), m.DeliveryId, Now)); break;
+            case Return m: HandleReturn(m); break;
             case Enqueue m: HandleEnqueue(m); break;
             case RegisterProducer m: HandleRegisterProducer(m); break;
             case RequestCredit m: HandleRequestCredit(m); break;
             case QueueTick: HandleTick(); break;
-            case Terminated m: HandleTerminated(m.ActorRef); break;
-            case Detach: HandleTerminated(Sender); break;
+            case Terminated m: HandleTerminated(m.ActorRef, detached: false); break;
+            case Detach: HandleTerminated(Sender, detached: true); break;
             case GetStats: Sender.Tell(_state.GetStats(_name)); break;
             case GetDeadLetters m: HandleGetDeadLetters(m); break;
             case RedriveDeadLetter m: Redriven(_state.Redrive(m.MessageId) ? 1 : 0); break;
@@ -169,6 +174,9 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             case EnqueueStatus.Rejected:
                 Reply(Sender, new EnqueueRejected(m.CorrelationId, result.Reason, result.Detail!));
                 break;
+            case EnqueueStatus.Parked:
+                RequestFlush();
+                break;
         }
     }
 
@@ -185,15 +193,16 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             _producerIds.Remove(previous);
             Context.Unwatch(previous);
         }
+        var now = Now;
         if (_producerIds.TryGetValue(Sender, out var otherId) && otherId != m.ProducerId)
         {
             _producerRefs.Remove(otherId);
-            _state.DeactivateProducer(otherId);
+            _state.DeactivateProducer(otherId, now);
         }
         _producerRefs[m.ProducerId] = Sender;
         _producerIds[Sender] = m.ProducerId;
         Context.Watch(Sender);
-        _state.RegisterProducer(m.ProducerId, m.Demand);
+        _state.RegisterProducer(m.ProducerId, m.Demand, now);
         _state.ForgetReported(m.ProducerId);
         RequestFlush();
         if (_state.IsDraining && m.Demand > 0 && _state.TryGetProducer(m.ProducerId, out var accepted, out _))
@@ -213,7 +222,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             Sender.Tell(new SequenceRejected(m.UpToSeqNr, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."));
             return;
         }
-        if (!_state.RequestCredit(m.ProducerId, m.UpToSeqNr))
+        if (!_state.RequestCredit(m.ProducerId, m.UpToSeqNr, Now))
         {
             _state.RecordInvalid();
             Sender.Tell(new SequenceRejected(m.UpToSeqNr, RejectReason.NotRegistered,
@@ -225,11 +234,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void HandlePull(Pull m)
     {
-        if (m.Count < 1)
+        if (m.Window < 1)
         {
-            Invalid(m, $"Pull must ask for at least 1 delivery, not {m.Count}.");
+            Invalid(m, $"Pull must give a window of at least 1 delivery, not {m.Window}.");
             return;
         }
+        var epoch = _state.FirstDeliveryId;
         if (!_consumerIds.TryGetValue(Sender, out var id))
         {
             if (Sender.IsNobody())
@@ -241,10 +251,31 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             _consumerIds.Add(Sender, id);
             _consumerRefs.Add(id, Sender);
             Context.Watch(Sender);
-            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout));
             _log.Debug("Queue {0}: consumer {1} registered as {2}", _name, Sender, id);
+            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
         }
-        _state.Pull(id, m.Count);
+        else if (m.Epoch != epoch)
+        {
+            // It did not hear its registration (lost on the way): say it again.
+            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
+        }
+        _state.Pull(id, m.Window);
+        RequestFlush();
+    }
+
+    private void HandleReturn(Return m)
+    {
+        if (m.DeliveryIds is null || m.DeliveryIds.Length > Return.MaxLength)
+        {
+            Invalid(m, $"Return needs from 0 to {Return.MaxLength} delivery ids.");
+            return;
+        }
+        var consumer = ConsumerOf(Sender);
+        foreach (var id in m.DeliveryIds)
+        {
+            // A return racing the queue's own take-back (a revocation) is expected, not an error worth a reply.
+            if (_state.Return(consumer, id) is { } error && error != SettleError.AlreadySettled) Refuse(id, error, 1);
+        }
         RequestFlush();
     }
 
@@ -270,15 +301,21 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         }
         _refused.Clear();
         _state.AckRange(ConsumerOf(Sender), m.FromDeliveryId, m.ToDeliveryId, _refused);
-        foreach (var (id, error) in _refused) Refuse(id, error);
-        SettledMany(m, _refused.Count, m.Length);
+        var refused = 0;
+        foreach (var r in _refused)
+        {
+            Refuse(r.FromDeliveryId, r.Error, r.Count);
+            refused += r.Count;
+        }
+        _refused.Clear();
+        SettledMany(m, refused, m.Length);
     }
 
     // Returns 1 when the ack was refused (and answered), 0 when it was taken.
     private int AckOne(int consumer, long deliveryId)
     {
         if (_state.Ack(consumer, deliveryId) is not { } error) return 0;
-        Refuse(deliveryId, error);
+        Refuse(deliveryId, error, 1);
         return 1;
     }
 
@@ -306,38 +343,62 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     private void SettleFailed(object command, long deliveryId, SettleError error)
     {
         _log.Warning("Queue {0}: {1} from {2} refused: {3}", _name, command.GetType().Name, Sender, error);
-        Refuse(deliveryId, error);
+        Refuse(deliveryId, error, 1);
     }
 
-    // Counts and answers one refused settlement; batches log once for all of theirs.
-    private void Refuse(long deliveryId, SettleError error)
+    // Counts and answers one refusal (a stretch of ids from a range counts once); batches log once for all of theirs.
+    private void Refuse(long deliveryId, SettleError error, int count)
     {
         _state.RecordInvalid();
-        Reply(Sender, new SettleRejected(deliveryId, error));
+        Reply(Sender, new SettleRejected(deliveryId, error, count));
     }
 
     private void HandleTick()
     {
-        _state.Tick(Now, _parkedOutcomes);
+        _tickAt = null;
+        var changed = _state.Tick(Now, _parkedOutcomes, _revoked);
         ReplyParked();
-        RequestFlush();
+        SendRevocations();
+        // An idle queue stays quiet: no flush, and no timer until something waits on time again.
+        if (changed) RequestFlush();
+        else ScheduleTick();
     }
 
-    private void HandleTerminated(IActorRef actor)
+    private void SendRevocations()
     {
+        if (_revoked.Count == 0) return;
+        try
+        {
+            // Grouped by consumer, in the order the core took them back (deadline order).
+            foreach (var group in _revoked.GroupBy(r => r.ConsumerId))
+            {
+                var ids = group.Select(r => r.DeliveryId).ToArray();
+                _log.Info("Queue {0}: took back {1} deliveries from consumer {2} past their ack deadline; revoked.", _name, ids.Length, group.Key);
+                if (_consumerRefs.TryGetValue(group.Key, out var consumer)) Send(consumer, new Revoked(ids));
+            }
+        }
+        finally
+        {
+            _revoked.Clear();
+        }
+    }
+
+    private void HandleTerminated(IActorRef actor, bool detached)
+    {
+        var now = Now;
         if (_consumerIds.Remove(actor, out var consumerId))
         {
             _consumerRefs.Remove(consumerId);
-            Context.Unwatch(actor);
-            var returned = _state.RemoveConsumer(consumerId, Now);
-            if (returned > 0) _log.Info("Queue {0}: consumer {1} left holding {2} deliveries; they are redelivered.", _name, actor, returned);
+            if (!_producerIds.ContainsKey(actor)) Context.Unwatch(actor);
+            var returned = _state.RemoveConsumer(consumerId, now);
+            if (returned > 0) _log.Info("Queue {0}: consumer {1} left holding {2} deliveries it had started; they are redelivered, each alone.", _name, actor, returned);
             RequestFlush();
         }
         // Not else: one actor may both produce and consume.
-        if (_producerIds.Remove(actor, out var producerId))
+        if (!detached && _producerIds.Remove(actor, out var producerId))
         {
             _producerRefs.Remove(producerId);
-            _state.DeactivateProducer(producerId);
+            _state.DeactivateProducer(producerId, now);
             RequestFlush();
         }
     }
@@ -345,12 +406,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     private void HandleGetDeadLetters(GetDeadLetters m)
     {
         var entries = new List<DeadEntry>();
-        _state.CopyDeadLetters(m.Max, entries);
+        _state.CopyDeadLetters(Math.Clamp(m.Max, 1, GetDeadLetters.MaxItems), entries);
         var items = new DeadLetteredMessage[entries.Count];
         for (var i = 0; i < items.Length; i++)
         {
             var e = entries[i];
-            items[i] = new DeadLetteredMessage(e.Message.MessageId, e.Message.Message, e.Message.Attempts, e.Reason, _startedAt + e.At);
+            items[i] = new DeadLetteredMessage(e.Message.MessageId, e.Message.Message, e.Message.Attempts, e.Reason, DateTimeOffset.UnixEpoch + e.At);
         }
         Sender.Tell(new DeadLetterList(items, _state.DeadCount));
     }
@@ -363,7 +424,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
 
     private void HandleDrain()
     {
-        if (!Sender.IsNobody()) _drainRequesters.Add(Sender);
+        if (!Sender.IsNobody() && !_drainRequesters.Contains(Sender))
+        {
+            if (_drainRequesters.Count >= MaxDrainRequesters)
+                Invalid(Drain.Instance, $"Queue {_name} already has {MaxDrainRequesters} requesters waiting for its drain; watch it instead.");
+            else _drainRequesters.Add(Sender);
+        }
         if (!_state.IsDraining)
         {
             _log.Info("Queue {0} draining: {1} held, accepting nothing new.", _name, _state.Held);
@@ -386,43 +452,104 @@ public sealed class QueueActor : UntypedActor, IWithTimers
         var now = Now;
         _state.AdmitParked(now, _parkedOutcomes);
         ReplyParked();
-        _state.GrantCredit();
+        _state.GrantCredit(now);
 
-        _state.CollectProducerUpdates(_updates);
-        foreach (var u in _updates)
-            if (_producerRefs.TryGetValue(u.ProducerId, out var producer))
-                producer.Tell(new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr));
-        _updates.Clear();
-
-        _state.Dispatch(now, _dispatches);
-        foreach (var d in _dispatches)
-            _consumerRefs[d.ConsumerId].Tell(d.Batch);
-        _dispatches.Clear();
+        // Each list is emptied even if a send throws, so that no later flush repeats what was sent.
+        try
+        {
+            _state.CollectProducerUpdates(_updates);
+            foreach (var u in _updates)
+                if (_producerRefs.TryGetValue(u.ProducerId, out var producer))
+                    Send(producer, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr));
+        }
+        finally
+        {
+            _updates.Clear();
+        }
+        try
+        {
+            _state.Dispatch(now, _dispatches);
+            foreach (var d in _dispatches)
+            {
+                if (_consumerRefs.TryGetValue(d.ConsumerId, out var consumer)) Send(consumer, d.Batch);
+                else
+                {
+                    // A consumer the core knows but the actor does not is a bug; take its deliveries back rather than lose them.
+                    _log.Error("Queue {0}: no consumer {1} to deliver to; taking its deliveries back.", _name, d.ConsumerId);
+                    _state.RemoveConsumer(d.ConsumerId, now);
+                    RequestFlush();
+                }
+            }
+        }
+        finally
+        {
+            _dispatches.Clear();
+        }
         _metrics.Publish(_state);
 
         if (_state.IsDrained)
         {
             _log.Info("Queue {0} drained; stopping.", _name);
-            foreach (var r in _drainRequesters) r.Tell(new Drained(_name));
+            var drained = new Drained(_name);
+            foreach (var r in _drainRequesters) Send(r, drained);
+            // Consumers and producers are told too: they stop instead of waiting for the queue to come back.
+            foreach (var c in _consumerRefs.Values) Send(c, drained);
+            foreach (var p in _producerRefs.Values) Send(p, drained);
+            _drainRequesters.Clear();
             Context.Stop(Self);
+            return;
+        }
+        ScheduleTick();
+    }
+
+    // One single timer, armed for the earliest instant something waits on (never sooner than tick-interval from now).
+    private void ScheduleTick()
+    {
+        if (_state.NextDue() is not { } due) return;
+        var now = Now;
+        var delay = due - now;
+        if (delay < _state.Settings.TickInterval) delay = _state.Settings.TickInterval;
+        var at = now + delay;
+        if (_tickAt is { } armed && armed <= at) return;
+        _tickAt = at;
+        Timers.StartSingleTimer("tick", QueueTick.Instance, delay);
+    }
+
+    // A send that throws (a broken remote ref, a test double) is logged and skipped: it must not stop the others.
+    private void Send(IActorRef to, object message)
+    {
+        try
+        {
+            to.Tell(message);
+        }
+        catch (Exception e)
+        {
+            _log.Error(e, "Queue {0}: sending {1} to {2} failed.", _name, message.GetType().Name, to);
         }
     }
 
     private void ReplyParked()
     {
-        foreach (var o in _parkedOutcomes)
+        if (_parkedOutcomes.Count == 0) return;
+        try
         {
-            var p = o.Parked;
-            if (p.ReplyTo is not IActorRef replyTo) continue;
-            if (p.ProducerId is not null)
+            foreach (var o in _parkedOutcomes)
             {
-                // An accepted sequenced message is acknowledged cumulatively by the next ProducerCredit.
-                if (!o.Accepted) Reply(replyTo, new SequenceRejected(p.SeqNr, o.Reason, o.Detail!));
+                var p = o.Parked;
+                if (p.ReplyTo is not IActorRef replyTo || replyTo.IsNobody()) continue;
+                if (p.ProducerId is not null)
+                {
+                    // An accepted sequenced message is acknowledged cumulatively by the next ProducerCredit.
+                    if (!o.Accepted) Send(replyTo, new SequenceRejected(p.SeqNr, o.Reason, o.Detail!));
+                }
+                else if (o.Accepted) Send(replyTo, new EnqueueAccepted(p.CorrelationId));
+                else Send(replyTo, new EnqueueRejected(p.CorrelationId, o.Reason, o.Detail!));
             }
-            else if (o.Accepted) Reply(replyTo, new EnqueueAccepted(p.CorrelationId));
-            else Reply(replyTo, new EnqueueRejected(p.CorrelationId, o.Reason, o.Detail!));
         }
-        _parkedOutcomes.Clear();
+        finally
+        {
+            _parkedOutcomes.Clear();
+        }
     }
 
     private void PublishDropped(QueuedMessage evicted)

@@ -22,7 +22,13 @@ public sealed class QueueGuardian : UntypedActor
     private readonly Config _config;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _queues = new(StringComparer.Ordinal);
+    // Queues that stopped (drained or failed), so that a late caller hears "closed" rather than "no such queue".
+    private readonly HashSet<string> _stopped = new(StringComparer.Ordinal);
+    private readonly Queue<string> _stoppedOrder = new();
     private int _consumerCount;
+
+    /// <summary>The most stopped queue names remembered; the oldest is forgotten beyond it.</summary>
+    internal const int MaxStoppedNames = 10_000;
 
     /// <summary>Creates the Props of a guardian reading queue settings from <paramref name="config"/>.</summary>
     /// <param name="config">The system's configuration; reference.conf is used beneath it.</param>
@@ -76,7 +82,7 @@ public sealed class QueueGuardian : UntypedActor
             case CreateQueue m: HandleCreateQueue(m); break;
             case GetQueue m:
                 if (_queues.TryGetValue(m.Name, out var q)) Sender.Tell(new QueueStarted(m.Name, q));
-                else Sender.Tell(new Status.Failure(NoSuchQueue(m.Name)));
+                else Sender.Tell(new Status.Failure(Missing(m.Name)));
                 break;
             case StartProducer m: HandleStartProducer(m); break;
             case StartConsumer m: HandleStartConsumer(m); break;
@@ -99,6 +105,7 @@ public sealed class QueueGuardian : UntypedActor
         var queue = Context.ActorOf(QueueActor.Props(m.Name, settings), m.Name);
         Context.Watch(queue);
         _queues.Add(m.Name, queue);
+        _stopped.Remove(m.Name);
         _log.Info("Queue {0} created (capacity {1}, full mode {2}).", m.Name, settings.Capacity, settings.FullMode);
         Sender.Tell(new QueueStarted(m.Name, queue));
     }
@@ -107,7 +114,7 @@ public sealed class QueueGuardian : UntypedActor
     {
         if (!_queues.TryGetValue(m.QueueName, out var queue))
         {
-            Sender.Tell(new Status.Failure(NoSuchQueue(m.QueueName)));
+            Sender.Tell(new Status.Failure(Missing(m.QueueName)));
             return;
         }
         ArgumentException.ThrowIfNullOrEmpty(m.ProducerId, nameof(m.ProducerId));
@@ -125,7 +132,7 @@ public sealed class QueueGuardian : UntypedActor
     {
         if (!_queues.TryGetValue(m.QueueName, out var queue))
         {
-            Sender.Tell(new Status.Failure(NoSuchQueue(m.QueueName)));
+            Sender.Tell(new Status.Failure(Missing(m.QueueName)));
             return;
         }
         var s = m.Settings ?? ConsumerSettings.Create(_config);
@@ -150,13 +157,19 @@ public sealed class QueueGuardian : UntypedActor
         {
             if (!q.Equals(queue)) continue;
             _queues.Remove(name);
+            if (_stopped.Add(name))
+            {
+                _stoppedOrder.Enqueue(name);
+                while (_stoppedOrder.Count > MaxStoppedNames) _stopped.Remove(_stoppedOrder.Dequeue());
+            }
             _log.Info("Queue {0} stopped.", name);
             return;
         }
     }
 
-    private static InvalidOperationException NoSuchQueue(string name) =>
-        new($"There is no queue named '{name}'; create it with CreateQueue first.");
+    private Exception Missing(string name) => _stopped.Contains(name)
+        ? new Client.QueueClosedException(name, RejectReason.QueueStopped, $"Queue {name} has stopped (drained or failed) and accepts nothing more.")
+        : new InvalidOperationException($"There is no queue named '{name}'; create it with CreateQueue first.");
 
     /// <summary>Sends Drain to each queue and answers Done once each has drained or stopped.</summary>
     private sealed class DrainCoordinator : UntypedActor

@@ -19,6 +19,8 @@ public sealed record QueueSettings
     private readonly int _producerCredit = 1000;
     private readonly int _deadLetterCapacity = 10_000;
     private readonly TimeSpan _tickInterval = TimeSpan.FromMilliseconds(100);
+    private readonly TimeSpan _creditLease = TimeSpan.FromSeconds(1);
+    private readonly TimeSpan _producerRetention = TimeSpan.FromMinutes(10);
 
     /// <summary>Most messages held at once (ready + in flight + delayed), credit reserved included; at least 1.</summary>
     public int Capacity { get => _capacity; init => _capacity = AtLeast(value, 1); }
@@ -56,6 +58,18 @@ public sealed record QueueSettings
 
     /// <summary>Period of the single timer driving deadlines, retries and wait timeouts; positive.</summary>
     public TimeSpan TickInterval { get => _tickInterval; init => _tickInterval = Positive(value); }
+
+    /// <summary>
+    /// How long credit granted to a producer may go unused (no message sent, no credit asked for) before the queue takes
+    /// it back for others; positive.
+    /// </summary>
+    public TimeSpan CreditLease { get => _creditLease; init => _creditLease = Positive(value); }
+
+    /// <summary>
+    /// How long the queue remembers a producer that has gone (its sequence numbers, which deduplicate its resends);
+    /// positive. A producer that comes back later with the same id starts a new sequence.
+    /// </summary>
+    public TimeSpan ProducerRetention { get => _producerRetention; init => _producerRetention = Positive(value); }
 
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static QueueSettings Default { get; } = Create(ActorQueueConfig.Default());
@@ -98,6 +112,8 @@ public sealed record QueueSettings
             ProducerCredit = r.Int("producer-credit", 1),
             DeadLetterCapacity = r.Int("dead-letter-capacity", 1),
             TickInterval = r.Duration("tick-interval"),
+            CreditLease = r.Duration("credit-lease"),
+            ProducerRetention = r.Duration("producer-retention"),
         };
     }
 

@@ -107,7 +107,7 @@ public static class DemoRunner
             }
         }
 
-        var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(int.MaxValue), TimeSpan.FromSeconds(10));
+        var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(GetDeadLetters.MaxItems), TimeSpan.FromSeconds(10));
         var final = await queue.Ask<QueueStats>(GetStats.Instance, TimeSpan.FromSeconds(10));
         var deadIds = dead.Items.Select(d => ((DemoMessage)d.Message).Id).ToHashSet();
         var summary = new DemoSummary(ledger.Produced, ledger.Accepted, ledger.Rejected, ledger.Dropped, final.Delivered,

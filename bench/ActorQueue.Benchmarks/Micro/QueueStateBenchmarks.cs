@@ -16,18 +16,19 @@ public class QueueStateBenchmarks
     private readonly object[] _batch = Enumerable.Range(0, Batch).Select(_ => new object()).ToArray();
     private readonly List<ConsumerDispatch> _dispatches = new();
     private readonly List<ProducerUpdate> _updates = new();
-    private readonly List<(long, SettleError)> _refused = new();
+    private readonly List<RefusedStretch> _refused = new();
     private QueueState _state = null!;
     private int _consumer;
     private long _seqNr;
 
-    /// <summary>A queue of capacity 1,000 with one registered producer and one consumer.</summary>
+    /// <summary>A queue of capacity 1,000 with one registered producer and one consumer with a window of one batch.</summary>
     [GlobalSetup]
     public void Setup()
     {
         _state = new QueueState(QueueSettings.Default with { Capacity = 1000, ProducerCredit = 1000 });
-        _state.RegisterProducer("p");
+        _state.RegisterProducer("p", long.MaxValue, TimeSpan.FromSeconds(1));
         _consumer = _state.AddConsumer();
+        _state.Pull(_consumer, Batch);
         _seqNr = 0;
     }
 
@@ -36,9 +37,8 @@ public class QueueStateBenchmarks
     public void Accept_deliver_ack()
     {
         var now = TimeSpan.FromSeconds(1);
-        _state.GrantCredit();
+        _state.GrantCredit(now);
         _seqNr += _state.EnqueueSequencedRun("p", _seqNr + 1, _batch, now);
-        _state.Pull(_consumer, Batch);
         _state.Dispatch(now, _dispatches);
         foreach (var d in _dispatches)
             _state.AckRange(_consumer, d.Batch.FirstDeliveryId, d.Batch.FirstDeliveryId + d.Batch.Count - 1, _refused);

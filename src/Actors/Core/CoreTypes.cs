@@ -2,13 +2,20 @@ using ActorQueue.Protocol;
 
 namespace ActorQueue.Core;
 
-/// <summary>A message the queue holds, with the deliveries made of it so far.</summary>
-internal readonly record struct QueuedMessage(long MessageId, object Message, int Attempts, TimeSpan AcceptedAt);
+/// <summary>
+/// A message the queue holds. <see cref="Attempts"/> counts deliveries whose handler started (or may have);
+/// <see cref="Suspect"/> marks a message whose consumer terminated while its handler ran: it is redelivered alone,
+/// so a message that crashes its consumer is told apart from the innocent deliveries beside it.
+/// </summary>
+internal readonly record struct QueuedMessage(long MessageId, object Message, int Attempts, TimeSpan AcceptedAt, bool Suspect = false);
 
-/// <summary>A delivery a consumer holds.</summary>
-internal readonly record struct InFlightDelivery(QueuedMessage Message, int ConsumerId, TimeSpan Deadline);
+/// <summary>
+/// A delivery a consumer holds, linked into the deadline list (<see cref="Prev"/>/<see cref="Next"/> are delivery ids,
+/// 0 for none) so that a tick visits only what is due. <see cref="Isolated"/>: a suspect delivered alone.
+/// </summary>
+internal record struct InFlightDelivery(QueuedMessage Message, int ConsumerId, TimeSpan Deadline, bool Isolated, long Prev, long Next);
 
-/// <summary>A message in the dead-letter store.</summary>
+/// <summary>A message in the dead-letter store; <see cref="At"/> is wall-clock time since the Unix epoch.</summary>
 internal readonly record struct DeadEntry(QueuedMessage Message, string Reason, TimeSpan At);
 
 /// <summary>A message parked by full mode wait; not accepted yet.</summary>
@@ -39,6 +46,15 @@ internal readonly record struct ParkedOutcome(ParkedMessage Parked, bool Accepte
 /// <summary>Deliveries for one consumer decided by a dispatch.</summary>
 internal readonly record struct ConsumerDispatch(int ConsumerId, DeliveryBatch Batch);
 
+/// <summary>A delivery taken back from a consumer that is still registered (its deadline passed): the consumer must drop it.</summary>
+internal readonly record struct Revocation(int ConsumerId, long DeliveryId);
+
+/// <summary>Consecutive delivery ids a settlement named that were refused for one reason.</summary>
+internal readonly record struct RefusedStretch(long FromDeliveryId, long ToDeliveryId, SettleError Error)
+{
+    public int Count => (int)(ToDeliveryId - FromDeliveryId + 1);
+}
+
 /// <summary>A producer whose accepted or credit sequence number changed since it was last told.</summary>
 internal readonly record struct ProducerUpdate(string ProducerId, long AcceptedSeqNr, long CreditSeqNr);
 
@@ -48,6 +64,19 @@ internal enum NackOutcome
     Requeued,
     Delayed,
     DeadLettered,
+}
+
+/// <summary>Why a delivery goes back to the queue.</summary>
+internal enum Requeue : byte
+{
+    /// <summary>The consumer nacked it: the attempt counts.</summary>
+    Nacked,
+    /// <summary>Its ack deadline passed: the attempt counts (the queue cannot know whether it started).</summary>
+    Expired,
+    /// <summary>Its consumer terminated or detached holding it: the attempt counts and the message becomes a suspect.</summary>
+    ConsumerLost,
+    /// <summary>The consumer gave it back without starting it: the attempt does not count.</summary>
+    Returned,
 }
 
 /// <summary>The totals a queue keeps.</summary>
@@ -74,18 +103,31 @@ internal sealed class ProducerState(string id)
     public long CreditSeqNr;
     public long DemandSeqNr;
     public bool Active;
+    public int Parked;
     public long ReportedAccepted = -1;
     public long ReportedCredit = -1;
     public bool Dirty;
+
+    // Scheduling hints, not replayed: when the producer last used or asked for credit (for the credit lease), and its
+    // place among the inactive producers waiting to be forgotten.
+    public TimeSpan LastActive;
+    public TimeSpan InactiveSince;
+    public LinkedListNode<ProducerState>? InactiveNode;
+
     public long Outstanding => Active ? Math.Max(0, CreditSeqNr - LastSeqNr) : 0;
 }
 
-/// <summary>A consumer as the queue knows it.</summary>
+/// <summary>A consumer as the queue knows it: it may hold up to <see cref="Window"/> deliveries.</summary>
 internal sealed class ConsumerState(int id)
 {
     public int Id { get; } = id;
-    public long Demand;
+    public int Window;
     public int InFlight;
+    public bool Hungry;
+    // Holds a suspect delivered alone: it gets nothing else until that is settled.
+    public bool Isolating;
+    // Picked to run a waiting suspect: it gets nothing new until it holds nothing.
+    public bool Reserved;
 }
 
 /// <summary>Told of decisions as they are made, for metrics; never consulted, so it cannot change them.</summary>

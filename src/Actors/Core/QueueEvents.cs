@@ -6,13 +6,16 @@ namespace ActorQueue.Core;
 /// What a <see cref="QueueState"/> operation decided. Applying the events of a run, in order, to a new state
 /// rebuilds an equal state (see <see cref="QueueState.Apply"/>); durability and simulations rely on that.
 /// They are only allocated when a recorder is attached, so the hot path pays nothing for them.
+/// Instants are wall-clock time since the Unix epoch, so they keep their meaning after a restart.
 /// </summary>
 internal abstract record QueueEvent;
 
 internal sealed record ProducerRegistered(string ProducerId, long DemandSeqNr) : QueueEvent;
 internal sealed record CreditRequested(string ProducerId, long DemandSeqNr) : QueueEvent;
 internal sealed record ProducerDeactivated(string ProducerId) : QueueEvent;
+internal sealed record ProducerForgotten(string ProducerId) : QueueEvent;
 internal sealed record CreditGranted(string ProducerId, long CreditSeqNr) : QueueEvent;
+internal sealed record CreditReclaimed(string ProducerId) : QueueEvent;
 internal sealed record MessageAccepted(long MessageId, object Message, string? ProducerId, long SeqNr, TimeSpan At, bool FromWaitList) : QueueEvent;
 internal sealed record MessagesAccepted(long FirstMessageId, object[] Messages, string ProducerId, long FirstSeqNr, TimeSpan At) : QueueEvent;
 internal sealed record MessageParked(object Message, string? ProducerId, long SeqNr, long CorrelationId, TimeSpan Deadline, object? ReplyTo) : QueueEvent;
@@ -21,12 +24,13 @@ internal sealed record MessageRejected(RejectReason Reason) : QueueEvent;
 internal sealed record InvalidRequestRecorded : QueueEvent;
 internal sealed record MessageEvicted(long MessageId, bool Newest) : QueueEvent;
 internal sealed record ConsumerAdded(int ConsumerId) : QueueEvent;
-internal sealed record DemandAdded(int ConsumerId, int Count) : QueueEvent;
+internal sealed record WindowSet(int ConsumerId, int Window) : QueueEvent;
 internal sealed record ConsumerRemoved(int ConsumerId) : QueueEvent;
-internal sealed record MessageDelivered(long DeliveryId, long MessageId, int ConsumerId, TimeSpan Deadline) : QueueEvent;
+internal sealed record ConsumerReserved(int ConsumerId, bool Reserved) : QueueEvent;
+internal sealed record MessageDelivered(long DeliveryId, long MessageId, int ConsumerId, TimeSpan Deadline, bool Isolated) : QueueEvent;
 internal sealed record DeliveryAcked(long DeliveryId) : QueueEvent;
 internal sealed record DeliveriesAcked(long FromDeliveryId, long ToDeliveryId) : QueueEvent;
-internal sealed record DeliveryRequeued(long DeliveryId, TimeSpan DueAt, bool Nacked) : QueueEvent;
+internal sealed record DeliveryRequeued(long DeliveryId, TimeSpan? DueAt, Requeue Why) : QueueEvent;
 internal sealed record DeliveryDeadLettered(long DeliveryId, string Reason, TimeSpan At, bool Nacked) : QueueEvent;
 internal sealed record DeadlineExtended(long DeliveryId, TimeSpan Deadline) : QueueEvent;
 internal sealed record RetryDue(long MessageId) : QueueEvent;

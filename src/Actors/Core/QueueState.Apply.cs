@@ -12,7 +12,9 @@ internal sealed partial class QueueState
             case ProducerRegistered x: OnProducerRegistered(x.ProducerId, x.DemandSeqNr); break;
             case CreditRequested x: OnCreditRequested(x.ProducerId, x.DemandSeqNr); break;
             case ProducerDeactivated x: OnProducerDeactivated(x.ProducerId); break;
+            case ProducerForgotten x: OnProducerForgotten(x.ProducerId); break;
             case CreditGranted x: OnCreditGranted(x.ProducerId, x.CreditSeqNr); break;
+            case CreditReclaimed x: OnCreditReclaimed(x.ProducerId); break;
             case MessageAccepted x: OnMessageAccepted(x.MessageId, x.Message, x.ProducerId, x.SeqNr, x.At, x.FromWaitList); break;
             case MessagesAccepted x: OnMessagesAccepted(x.FirstMessageId, x.Messages, x.Messages.Length, x.ProducerId, x.FirstSeqNr, x.At); break;
             case MessageParked x: OnMessageParked(new ParkedMessage(x.Message, x.ProducerId, x.SeqNr, x.CorrelationId, x.Deadline, x.ReplyTo)); break;
@@ -21,12 +23,13 @@ internal sealed partial class QueueState
             case InvalidRequestRecorded: OnInvalidRequest(); break;
             case MessageEvicted x: OnMessageEvicted(x.MessageId, x.Newest); break;
             case ConsumerAdded x: OnConsumerAdded(x.ConsumerId); break;
-            case DemandAdded x: OnDemandAdded(x.ConsumerId, x.Count); break;
+            case WindowSet x: OnWindowSet(x.ConsumerId, x.Window); break;
             case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
-            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline); break;
+            case ConsumerReserved x: OnConsumerReserved(x.ConsumerId, x.Reserved); break;
+            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline, x.Isolated); break;
             case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
             case DeliveriesAcked x: OnDeliveriesAcked(x.FromDeliveryId, x.ToDeliveryId); break;
-            case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Nacked); break;
+            case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Why); break;
             case DeliveryDeadLettered x: OnDeliveryDeadLettered(x.DeliveryId, x.Reason, x.At, x.Nacked); break;
             case DeadlineExtended x: OnDeadlineExtended(x.DeliveryId, x.Deadline); break;
             case RetryDue x: OnRetryDue(x.MessageId); break;
@@ -43,13 +46,17 @@ internal sealed partial class QueueState
         {
             p = new ProducerState(producerId);
             _producers.Add(producerId, p);
-            _producerOrder.Add(p);
         }
         if (!p.Active)
         {
             p.Active = true;
             p.CreditSeqNr = p.LastSeqNr;
             _activeProducerList.Add(p);
+            if (p.InactiveNode is not null)
+            {
+                _inactiveProducers.Remove(p.InactiveNode);
+                p.InactiveNode = null;
+            }
         }
         p.DemandSeqNr = demandSeqNr;
         MarkDirty(p);
@@ -76,6 +83,17 @@ internal sealed partial class QueueState
         p.Active = false;
         p.CreditSeqNr = p.LastSeqNr;
         _activeProducerList.Remove(p);
+        p.InactiveNode = _inactiveProducers.AddLast(p);
+        if (ReferenceEquals(_lastProducer, p)) _lastProducer = null;
+    }
+
+    private void OnProducerForgotten(string producerId)
+    {
+        if (!_producers.Remove(producerId, out var p) || p.Active)
+            throw new QueueInvariantException($"Replay diverged: producer '{producerId}' was forgotten while unknown or active.");
+        if (p.InactiveNode is not null) _inactiveProducers.Remove(p.InactiveNode);
+        p.InactiveNode = null;
+        if (ReferenceEquals(_lastProducer, p)) _lastProducer = null;
     }
 
     private void OnCreditGranted(string producerId, long creditSeqNr)
@@ -84,6 +102,17 @@ internal sealed partial class QueueState
         var before = p.Outstanding;
         p.CreditSeqNr = creditSeqNr;
         _outstandingCredit += p.Outstanding - before;
+        MarkDirty(p);
+    }
+
+    // The producer left its credit unused for credit-lease: it goes back to the queue, and the producer gets more only
+    // when it asks again.
+    private void OnCreditReclaimed(string producerId)
+    {
+        var p = _producers[producerId];
+        _outstandingCredit -= p.Outstanding;
+        p.CreditSeqNr = p.LastSeqNr;
+        p.DemandSeqNr = p.LastSeqNr;
         MarkDirty(p);
     }
 
@@ -96,6 +125,7 @@ internal sealed partial class QueueState
         {
             if (!TryGetProducer(producerId, out var p))
                 throw new QueueInvariantException($"Replay diverged: accepted message {messageId} names unknown producer '{producerId}'.");
+            if (fromWaitList) p.Parked--;
             AdvanceAccepted(p, seqNr);
         }
         _ready.PushBack(new QueuedMessage(messageId, message, 0, at));
@@ -126,11 +156,16 @@ internal sealed partial class QueueState
         MarkDirty(p);
     }
 
-    private void OnMessageParked(in ParkedMessage m) => _parked.PushBack(m);
+    private void OnMessageParked(in ParkedMessage m)
+    {
+        _parked.PushBack(m);
+        if (m.ProducerId is not null && _producers.TryGetValue(m.ProducerId, out var p)) p.Parked++;
+    }
 
     private void OnParkedRejected()
     {
-        _parked.PopFront();
+        var m = _parked.PopFront();
+        if (m.ProducerId is not null && _producers.TryGetValue(m.ProducerId, out var p)) p.Parked--;
         _counters.Rejected++;
     }
 
@@ -157,40 +192,82 @@ internal sealed partial class QueueState
         _consumers.Add(consumerId, new ConsumerState(consumerId));
     }
 
-    private void OnDemandAdded(int consumerId, int count)
+    private void OnWindowSet(int consumerId, int window)
     {
         var c = _consumers[consumerId];
-        if (c.Demand == 0) _hungry.Add(c);
-        c.Demand += count;
+        c.Window = window;
+        UpdateHungry(c);
     }
 
     private void OnConsumerRemoved(int consumerId)
     {
         var c = _consumers[consumerId];
         _consumers.Remove(consumerId);
-        _hungry.Remove(c);
+        if (c.Hungry) _hungry.Remove(c);
+    }
+
+    private void OnConsumerReserved(int consumerId, bool reserved)
+    {
+        var c = _consumers[consumerId];
+        c.Reserved = reserved;
+        UpdateHungry(c);
+    }
+
+    // A consumer is given new work while it has room in its window, holds no suspect and is not kept free for one.
+    private void UpdateHungry(ConsumerState c)
+    {
+        var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved;
+        if (hungry == c.Hungry) return;
+        c.Hungry = hungry;
+        if (hungry) _hungry.Add(c);
+        else _hungry.Remove(c);
     }
 
     private QueuedMessage NextReady() => _redeliver.Count > 0 ? _redeliver.PeekFront() : _ready.PeekFront();
 
-    private QueuedMessage OnMessageDelivered(long deliveryId, long messageId, ConsumerState c, TimeSpan deadline)
+    private QueuedMessage OnMessageDelivered(long deliveryId, long messageId, ConsumerState c, TimeSpan deadline, bool isolated)
     {
-        var m = _redeliver.Count > 0 ? _redeliver.PopFront() : _ready.PopFront();
+        var m = isolated ? _suspects.PopFront() : _redeliver.Count > 0 ? _redeliver.PopFront() : _ready.PopFront();
         if (m.MessageId != messageId) throw Diverged("delivered message", messageId, m.MessageId);
+        if (deliveryId != _lastDeliveryId + 1) throw Diverged("delivery id", deliveryId, _lastDeliveryId + 1);
         m = m with { Attempts = m.Attempts + 1 };
-        _inFlight.Add(deliveryId, new InFlightDelivery(m, c.Id, deadline));
+        _inFlight.Add(deliveryId, new InFlightDelivery(m, c.Id, deadline, isolated, _deadlineTail, 0));
+        LinkAtTail(deliveryId);
         _lastDeliveryId = deliveryId;
         c.InFlight++;
-        if (--c.Demand == 0) _hungry.Remove(c);
+        if (isolated) c.Isolating = true;
+        UpdateHungry(c);
         _counters.Delivered++;
         if (m.Attempts > 1) _counters.Redelivered++;
         return m;
     }
 
+    // The deadline list: the entry's Prev is already set to the old tail.
+    private void LinkAtTail(long deliveryId)
+    {
+        if (_deadlineTail != 0) InFlightRef(_deadlineTail).Next = deliveryId;
+        else _deadlineHead = deliveryId;
+        _deadlineTail = deliveryId;
+    }
+
+    private void Unlink(in InFlightDelivery d)
+    {
+        if (d.Prev != 0) InFlightRef(d.Prev).Next = d.Next;
+        else _deadlineHead = d.Next;
+        if (d.Next != 0) InFlightRef(d.Next).Prev = d.Prev;
+        else _deadlineTail = d.Prev;
+    }
+
     private InFlightDelivery Settle(long deliveryId)
     {
         _inFlight.Remove(deliveryId, out var d);
-        if (_consumers.TryGetValue(d.ConsumerId, out var c)) c.InFlight--;
+        Unlink(d);
+        if (_consumers.TryGetValue(d.ConsumerId, out var c))
+        {
+            c.InFlight--;
+            if (d.Isolated) c.Isolating = false;
+            UpdateHungry(c);
+        }
         return d;
     }
 
@@ -207,30 +284,57 @@ internal sealed partial class QueueState
         for (var id = from; id <= to; id++)
         {
             if (!_inFlight.Remove(id, out var d)) throw Diverged("acked delivery", id, -1);
-            if (c is null || c.Id != d.ConsumerId) _consumers.TryGetValue(d.ConsumerId, out c);
-            if (c is not null) c.InFlight--;
+            Unlink(d);
+            if (c is null || c.Id != d.ConsumerId)
+            {
+                if (c is not null) UpdateHungry(c);
+                _consumers.TryGetValue(d.ConsumerId, out c);
+            }
+            if (c is null) continue;
+            c.InFlight--;
+            if (d.Isolated) c.Isolating = false;
         }
+        if (c is not null) UpdateHungry(c);
         _counters.Acked += to - from + 1;
     }
 
-    private void OnDeliveryRequeued(long deliveryId, TimeSpan dueAt, bool nacked)
+    private void OnDeliveryRequeued(long deliveryId, TimeSpan? dueAt, Requeue why)
     {
-        var m = Settle(deliveryId).Message;
-        if (nacked) _counters.Nacked++;
-        if (dueAt == TimeSpan.Zero) _redeliver.PushBack(m);
-        else _delayed.Enqueue(m, (dueAt, m.MessageId));
+        var d = Settle(deliveryId);
+        var m = d.Message;
+        if (why == Requeue.Nacked) _counters.Nacked++;
+        // A delivery given back unstarted keeps its attempt count and its suspicion; one lost with its consumer becomes
+        // a suspect; one that was handled to a verdict (a nack) or timed out is cleared.
+        m = why switch
+        {
+            Requeue.Returned => m with { Attempts = m.Attempts - 1 },
+            Requeue.ConsumerLost => m with { Suspect = true },
+            _ => m with { Suspect = false },
+        };
+        if (dueAt is { } due) _delayed.Enqueue(m, (due, m.MessageId));
+        else if (m.Suspect) _suspects.PushBack(m);
+        else _redeliver.PushBack(m);
     }
 
     private void OnDeliveryDeadLettered(long deliveryId, string reason, TimeSpan at, bool nacked)
     {
         var m = Settle(deliveryId).Message;
         if (nacked) _counters.Nacked++;
-        _dead.PushBack(new DeadEntry(m, reason, at));
+        _dead.PushBack(new DeadEntry(m with { Suspect = false }, reason, at));
         _counters.DeadLettered++;
     }
 
-    private void OnDeadlineExtended(long deliveryId, TimeSpan deadline) =>
-        _inFlight[deliveryId] = _inFlight[deliveryId] with { Deadline = deadline };
+    private void OnDeadlineExtended(long deliveryId, TimeSpan deadline)
+    {
+        ref var d = ref InFlightRef(deliveryId);
+        d.Deadline = deadline;
+        if (_deadlineTail == deliveryId) return;
+        // Move to the tail: now + ack-timeout is never earlier than any deadline already there.
+        Unlink(d);
+        d.Prev = _deadlineTail;
+        d.Next = 0;
+        LinkAtTail(deliveryId);
+    }
 
     private void OnRetryDue(long messageId)
     {

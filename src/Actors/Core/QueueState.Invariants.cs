@@ -24,31 +24,62 @@ internal sealed partial class QueueState
         }
         for (var i = 0; i < _ready.Count; i++) See(_ready[i].MessageId, "ready");
         for (var i = 0; i < _redeliver.Count; i++) See(_redeliver[i].MessageId, "redeliver");
+        for (var i = 0; i < _suspects.Count; i++) See(_suspects[i].MessageId, "suspects");
         foreach (var d in _inFlight.Values) See(d.Message.MessageId, "in flight");
         foreach (var (m, _) in _delayed.UnorderedItems) See(m.MessageId, "delayed");
         for (var i = 0; i < _dead.Count; i++) See(_dead[i].Message.MessageId, "dead");
 
         long outstanding = 0;
         var active = 0;
-        foreach (var p in _producerOrder)
+        var inactive = 0;
+        foreach (var p in _producers.Values)
         {
             if (p.Active) active++;
+            else inactive++;
+            if ((p.InactiveNode is null) != p.Active) throw new QueueInvariantException($"Producer '{p.Id}' is misfiled among the inactive.");
+            var parked = 0;
+            for (var i = 0; i < _parked.Count; i++) if (_parked[i].ProducerId == p.Id) parked++;
+            if (parked != p.Parked) throw new QueueInvariantException($"Producer '{p.Id}' counts {p.Parked} parked but {parked} are.");
             if (p.CreditSeqNr < p.LastSeqNr) throw new QueueInvariantException($"Producer '{p.Id}' has credit {p.CreditSeqNr} below its accepted {p.LastSeqNr}.");
             outstanding += p.Outstanding;
         }
         if (outstanding != _outstandingCredit) throw new QueueInvariantException($"Outstanding credit is {_outstandingCredit} but the producers hold {outstanding}.");
         if (active != _activeProducerList.Count) throw new QueueInvariantException($"{_activeProducerList.Count} producers listed active but {active} are.");
+        if (inactive != _inactiveProducers.Count) throw new QueueInvariantException($"{_inactiveProducers.Count} producers listed inactive but {inactive} are.");
 
         foreach (var c in _consumers.Values)
         {
-            if (c.Demand < 0) throw new QueueInvariantException($"Consumer {c.Id} has negative demand {c.Demand}.");
-            if ((c.Demand > 0) != _hungry.Contains(c)) throw new QueueInvariantException($"Consumer {c.Id} with demand {c.Demand} is misfiled among the hungry.");
+            var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved;
+            if (hungry != c.Hungry || hungry != _hungry.Contains(c)) throw new QueueInvariantException($"Consumer {c.Id} holding {c.InFlight} of window {c.Window} is misfiled among the hungry.");
             var held = 0;
-            foreach (var d in _inFlight.Values) if (d.ConsumerId == c.Id) held++;
+            var isolated = 0;
+            foreach (var d in _inFlight.Values)
+            {
+                if (d.ConsumerId != c.Id) continue;
+                held++;
+                if (d.Isolated) isolated++;
+            }
             if (held != c.InFlight) throw new QueueInvariantException($"Consumer {c.Id} counts {c.InFlight} in flight but holds {held}.");
+            if (c.Isolating != (isolated > 0) || (isolated > 0 && held != 1)) throw new QueueInvariantException($"Consumer {c.Id} holds {isolated} isolated deliveries among {held}.");
         }
         foreach (var d in _inFlight.Values)
             if (!_consumers.ContainsKey(d.ConsumerId)) throw new QueueInvariantException($"Message {d.Message.MessageId} is in flight to unknown consumer {d.ConsumerId}.");
+        // The deadline list holds every delivery in flight, in deadline order.
+        var linked = 0;
+        var previous = 0L;
+        var last = TimeSpan.MinValue;
+        for (var id = _deadlineHead; id != 0; id = _inFlight[id].Next)
+        {
+            var d = _inFlight[id];
+            if (d.Prev != previous) throw new QueueInvariantException($"Delivery {id} links back to {d.Prev}, not {previous}.");
+            if (d.Deadline < last) throw new QueueInvariantException($"Delivery {id} is due before the delivery ahead of it.");
+            if (++linked > _inFlight.Count) throw new QueueInvariantException("The deadline list has a cycle.");
+            previous = id;
+            last = d.Deadline;
+        }
+        if (linked != _inFlight.Count || previous != _deadlineTail) throw new QueueInvariantException($"The deadline list links {linked} of {_inFlight.Count} deliveries.");
+        for (var i = 0; i < _suspects.Count; i++)
+            if (!_suspects[i].Suspect) throw new QueueInvariantException($"Message {_suspects[i].MessageId} waits among suspects unmarked.");
         if (_dead.Count > _settings.DeadLetterCapacity) throw new QueueInvariantException($"{_dead.Count} dead letters exceed dead-letter-capacity {_settings.DeadLetterCapacity}.");
     }
 
@@ -75,15 +106,17 @@ internal sealed partial class QueueState
     {
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
-        sb.Append(inv, $"capacity={_settings.Capacity} draining={_draining} lastMessage={_lastMessageId} lastDelivery={_lastDeliveryId} lastConsumer={_lastConsumerId} outstanding={_outstandingCredit}\n");
+        sb.Append(inv, $"capacity={_settings.Capacity} draining={_draining} lastMessage={_lastMessageId} firstDelivery={_firstDeliveryId} lastDelivery={_lastDeliveryId} lastConsumer={_lastConsumerId} outstanding={_outstandingCredit}\n");
         var c = _counters;
         sb.Append(inv, $"counters enq={c.Enqueued} del={c.Delivered} ack={c.Acked} nack={c.Nacked} redel={c.Redelivered} dead={c.DeadLettered} evicted={c.Evicted} deadEvicted={c.DeadEvicted} rej={c.Rejected} inv={c.Invalid} redriven={c.Redriven}\n");
         sb.Append("ready");
         for (var i = 0; i < _ready.Count; i++) sb.Append(inv, $" {Show(_ready[i])}");
         sb.Append("\nredeliver");
         for (var i = 0; i < _redeliver.Count; i++) sb.Append(inv, $" {Show(_redeliver[i])}");
+        sb.Append("\nsuspects");
+        for (var i = 0; i < _suspects.Count; i++) sb.Append(inv, $" {Show(_suspects[i])}");
         sb.Append("\ninflight");
-        foreach (var (id, d) in _inFlight.OrderBy(kv => kv.Key)) sb.Append(inv, $" {id}:{Show(d.Message)}@c{d.ConsumerId}<{d.Deadline.Ticks}");
+        foreach (var (id, d) in _inFlight.OrderBy(kv => kv.Key)) sb.Append(inv, $" {id}:{Show(d.Message)}@c{d.ConsumerId}<{d.Deadline.Ticks}{(d.Isolated ? "(alone)" : "")}");
         sb.Append("\ndelayed");
         foreach (var (m, due) in _delayed.UnorderedItems.OrderBy(x => x.Priority)) sb.Append(inv, $" {Show(m)}@{due.Due.Ticks}");
         sb.Append("\ndead");
@@ -91,13 +124,13 @@ internal sealed partial class QueueState
         sb.Append("\nparked");
         for (var i = 0; i < _parked.Count; i++) sb.Append(inv, $" {_parked[i].ProducerId}#{_parked[i].SeqNr}/{_parked[i].CorrelationId}<{_parked[i].Deadline.Ticks}");
         sb.Append("\nproducers");
-        foreach (var p in _producerOrder) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}/{p.CreditSeqNr}/{p.DemandSeqNr}{(p.Active ? "" : "(inactive)")}");
+        foreach (var p in _producers.Values.OrderBy(x => x.Id, StringComparer.Ordinal)) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}/{p.CreditSeqNr}/{p.DemandSeqNr}{(p.Active ? "" : "(inactive)")}");
         sb.Append(" active");
         foreach (var p in _activeProducerList) sb.Append(inv, $" {p.Id}");
         sb.Append("\nconsumers");
-        foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:demand={con.Demand},inflight={con.InFlight}");
+        foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:window={con.Window},inflight={con.InFlight}{(con.Reserved ? ",reserved" : "")}");
         return sb.ToString();
 
-        static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}");
+        static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}{(m.Suspect ? "?" : "")}");
     }
 }

@@ -1,32 +1,42 @@
+using System.Runtime.InteropServices;
 using ActorQueue.Protocol;
 
 namespace ActorQueue.Core;
 
 /// <summary>
 /// Everything one queue knows, and every decision it makes, as a single-threaded state machine: no clock
-/// (time is an argument), no threads, no actors. Each operation decides, then changes the state only through
-/// the <c>On*</c> mutators in QueueState.Apply.cs, each of which is one <see cref="QueueEvent"/>: with a recorder
-/// attached the events of a run replay into an equal state.
+/// (time is an argument: wall-clock time since the Unix epoch), no threads, no actors. Each operation decides, then
+/// changes the state only through the <c>On*</c> mutators in QueueState.Apply.cs, each of which is one
+/// <see cref="QueueEvent"/>: with a recorder attached the events of a run replay into an equal state.
 /// </summary>
 internal sealed partial class QueueState
 {
+    /// <summary>Longest delay a nack may ask for; longer ones are shortened to it.</summary>
+    public static readonly TimeSpan MaxNackDelay = TimeSpan.FromDays(1);
+
+    /// <summary>Most inactive producers remembered for deduplication, whatever producer-retention says.</summary>
+    public const int MaxInactiveProducers = 100_000;
+
     private readonly QueueSettings _settings;
     private readonly Random _random;
     private readonly Action<QueueEvent>? _recorder;
     private readonly IQueueObserver? _observer;
+    private readonly long _firstDeliveryId;
 
-    // New messages in acceptance order; redeliveries (deadline missed, consumer lost, retry due) go to
-    // their own ring, which is always served first so they overtake new work.
+    // New messages in acceptance order; redeliveries (deadline missed, returned, retry due) go to their own ring,
+    // served first so they overtake new work; suspects (their consumer died while they ran) wait for a consumer
+    // that holds nothing, and go to it alone.
     private readonly RingBuffer<QueuedMessage> _ready;
     private readonly RingBuffer<QueuedMessage> _redeliver = new();
+    private readonly RingBuffer<QueuedMessage> _suspects = new();
     private readonly Dictionary<long, InFlightDelivery> _inFlight = new();
     private readonly PriorityQueue<QueuedMessage, (TimeSpan Due, long MessageId)> _delayed = new();
     private readonly RingBuffer<DeadEntry> _dead = new();
     private readonly RingBuffer<ParkedMessage> _parked = new();
 
     private readonly Dictionary<string, ProducerState> _producers = new(StringComparer.Ordinal);
-    private readonly List<ProducerState> _producerOrder = new();
     private readonly List<ProducerState> _activeProducerList = new();
+    private readonly LinkedList<ProducerState> _inactiveProducers = new();
     private readonly List<ProducerState> _dirtyProducers = new();
     private readonly Dictionary<int, ConsumerState> _consumers = new();
     private readonly List<ConsumerState> _hungry = new();
@@ -40,6 +50,11 @@ internal sealed partial class QueueState
     private long _outstandingCredit;
     private bool _draining;
 
+    // The in-flight deliveries as a list in deadline order (ids; 0 for none): a dispatch or an extension appends at
+    // the tail with now + ack-timeout, which is never earlier than what is there, so a tick reads only the due head.
+    private long _deadlineHead;
+    private long _deadlineTail;
+
     // Rotation points for fairness; scheduling hints, not state (replay may leave them elsewhere).
     private int _hungryCursor;
     private int _grantCursor;
@@ -48,25 +63,37 @@ internal sealed partial class QueueState
     /// <param name="random">Source of retry jitter; seed it for deterministic runs.</param>
     /// <param name="recorder">Receives every event as it happens; null to record nothing.</param>
     /// <param name="observer">Told of deliveries for metrics; null for none.</param>
-    public QueueState(QueueSettings settings, Random? random = null, Action<QueueEvent>? recorder = null, IQueueObserver? observer = null)
+    /// <param name="firstDeliveryId">
+    /// The id of this incarnation's first delivery (at least 1). Each incarnation of a queue starts above every id an
+    /// earlier one could have used, so a late settlement from before a restart can never settle a new delivery.
+    /// </param>
+    public QueueState(QueueSettings settings, Random? random = null, Action<QueueEvent>? recorder = null, IQueueObserver? observer = null, long firstDeliveryId = 1)
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(firstDeliveryId, 1);
         _settings = settings;
         _random = random ?? Random.Shared;
         _recorder = recorder;
         _observer = observer;
+        _firstDeliveryId = firstDeliveryId;
+        _lastDeliveryId = firstDeliveryId - 1;
         _ready = new RingBuffer<QueuedMessage>(Math.Min(settings.Capacity, 1024));
     }
 
-    /// <summary>Longest delay a nack may ask for; longer ones are shortened to it.</summary>
-    public static readonly TimeSpan MaxNackDelay = TimeSpan.FromDays(1);
+    /// <summary>
+    /// A first delivery id for an incarnation started at <paramref name="now"/> (wall clock): 2^20 ids per
+    /// millisecond since the Unix epoch, so a later incarnation starts above any id an earlier one issued unless it
+    /// delivered over a billion messages a second.
+    /// </summary>
+    public static long DeliveryIdEpoch(TimeSpan now) => (Math.Max(1L, (long)now.TotalMilliseconds) << 20) + 1;
 
     public QueueSettings Settings => _settings;
     public int Capacity => _settings.Capacity;
-    public int ReadyCount => _ready.Count + _redeliver.Count;
+    public int ReadyCount => _ready.Count + _redeliver.Count + _suspects.Count;
     public int InFlightCount => _inFlight.Count;
     public int DelayedCount => _delayed.Count;
     public int DeadCount => _dead.Count;
     public int ParkedCount => _parked.Count;
+    public int SuspectCount => _suspects.Count;
 
     /// <summary>Messages held: ready + in flight + delayed. Never above capacity.</summary>
     public int Held => ReadyCount + _inFlight.Count + _delayed.Count;
@@ -84,7 +111,12 @@ internal sealed partial class QueueState
 
     public int ConsumerCount => _consumers.Count;
     public int ActiveProducerCount => _activeProducerList.Count;
+
+    /// <summary>Producers remembered, active or not (their sequence numbers deduplicate resends).</summary>
+    public int KnownProducerCount => _producers.Count;
+
     public QueueCounters Counters => _counters;
+    public long FirstDeliveryId => _firstDeliveryId;
 
     // ---------------------------------------------------------------- producers
 
@@ -92,33 +124,46 @@ internal sealed partial class QueueState
     /// Registers or re-activates a producer; its sequence numbers continue where they were. It will get credit
     /// for at most <paramref name="demand"/> messages beyond those accepted, until it asks for more.
     /// </summary>
-    public void RegisterProducer(string producerId, long demand = long.MaxValue)
+    public void RegisterProducer(string producerId, long demand, TimeSpan now)
     {
         var last = _producers.TryGetValue(producerId, out var known) ? known.LastSeqNr : 0;
         var demandSeqNr = demand >= long.MaxValue - last ? long.MaxValue : last + Math.Max(0, demand);
         OnProducerRegistered(producerId, demandSeqNr);
         Record(static (id, d) => new ProducerRegistered(id, d), producerId, demandSeqNr);
+        _producers[producerId].LastActive = now;
     }
 
     /// <summary>
     /// The producer has messages up to <paramref name="demandSeqNr"/> to send (its latest word counts: a lower
     /// number takes back credit it no longer needs); false for an unknown or inactive producer.
     /// </summary>
-    public bool RequestCredit(string producerId, long demandSeqNr)
+    public bool RequestCredit(string producerId, long demandSeqNr, TimeSpan now)
     {
         if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return false;
+        p.LastActive = now;
         if (demandSeqNr == p.DemandSeqNr) return true;
         OnCreditRequested(producerId, demandSeqNr);
         Record(static (id, d) => new CreditRequested(id, d), producerId, demandSeqNr);
         return true;
     }
 
-    /// <summary>The producer is gone: its unused credit returns to the queue (its sequence numbers are kept).</summary>
-    public void DeactivateProducer(string producerId)
+    /// <summary>
+    /// The producer is gone: its unused credit returns to the queue. Its sequence numbers are kept for
+    /// producer-retention, so that it can come back and resend without duplicates.
+    /// </summary>
+    public void DeactivateProducer(string producerId, TimeSpan now)
     {
         if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return;
         OnProducerDeactivated(producerId);
         Record(static (id, _) => new ProducerDeactivated(id), producerId, 0);
+        p.InactiveSince = now;
+        if (_inactiveProducers.Count > MaxInactiveProducers) Forget(_inactiveProducers.First!.Value);
+    }
+
+    private void Forget(ProducerState p)
+    {
+        OnProducerForgotten(p.Id);
+        Record(static (id, _) => new ProducerForgotten(id), p.Id, 0);
     }
 
     public bool TryGetProducer(string producerId, out long acceptedSeqNr, out long creditSeqNr)
@@ -139,7 +184,7 @@ internal sealed partial class QueueState
     /// Small top-ups wait until they are worth a message, unless they complete the producer's demand or it
     /// has used all its credit.
     /// </summary>
-    public void GrantCredit()
+    public void GrantCredit(TimeSpan now)
     {
         if (_draining || _parked.Count > 0 || _activeProducerList.Count == 0) return;
         var free = FreeCapacity;
@@ -158,6 +203,8 @@ internal sealed partial class QueueState
             var wanted = Math.Min(p.LastSeqNr + window, p.DemandSeqNr) - current;
             var grant = Math.Min(wanted, free);
             if (grant <= 0 || (grant < batch && grant < wanted && p.Outstanding > 0)) continue;
+            // A fresh grant starts the lease: credit left unused for credit-lease is taken back.
+            if (p.Outstanding == 0) p.LastActive = now;
             OnCreditGranted(p.Id, current + grant);
             Record(static (id, c) => new CreditGranted(id, c), p.Id, current + grant);
             free -= grant;
@@ -171,6 +218,7 @@ internal sealed partial class QueueState
         foreach (var p in _dirtyProducers)
         {
             p.Dirty = false;
+            if (!_producers.ContainsKey(p.Id)) continue;
             var credit = p.Active ? Math.Max(p.CreditSeqNr, p.LastSeqNr) : p.LastSeqNr;
             if (p.ReportedAccepted == p.LastSeqNr && p.ReportedCredit == credit) continue;
             p.ReportedAccepted = p.LastSeqNr;
@@ -209,9 +257,10 @@ internal sealed partial class QueueState
             return Reject(RejectReason.NotRegistered, $"Producer '{producerId}' is not registered with this queue; send RegisterProducer first.");
         if (seqNr <= p.LastSeqNr) return EnqueueResult.Duplicate;
         if (_draining) return Reject(RejectReason.Draining, "The queue is draining and accepts nothing new.");
-        var expected = p.LastSeqNr + 1 + CountParked(producerId);
+        var expected = p.LastSeqNr + 1 + p.Parked;
         if (seqNr != expected)
             return Reject(RejectReason.OutOfOrder, $"Producer '{producerId}' sent {seqNr} but {expected} was expected; resend from {expected}.");
+        p.LastActive = now;
         var withinCredit = seqNr <= p.CreditSeqNr;
         return Admit(new ParkedMessage(message, producerId, seqNr, seqNr, now + _settings.FullWaitTimeout, replyTo), withinCredit, now);
     }
@@ -234,6 +283,7 @@ internal sealed partial class QueueState
             break;
         }
         if (count == 0) return 0;
+        p.LastActive = now;
         var firstId = _lastMessageId + 1;
         OnMessagesAccepted(firstId, messages, count, producerId, firstSeqNr, now);
         if (_recorder is not null) _recorder(new MessagesAccepted(firstId, messages[..count]!, producerId, firstSeqNr, now));
@@ -249,7 +299,7 @@ internal sealed partial class QueueState
         }
         switch (_settings.FullMode)
         {
-            case FullMode.DropOldest or FullMode.DropNewest when ReadyCount > 0 && _parked.Count == 0:
+            case FullMode.DropOldest or FullMode.DropNewest when _ready.Count + _redeliver.Count > 0 && _parked.Count == 0:
                 var newest = _settings.FullMode == FullMode.DropNewest;
                 var evicted = PeekEvictable(newest);
                 OnMessageEvicted(evicted.MessageId, newest);
@@ -287,15 +337,6 @@ internal sealed partial class QueueState
             Accept(m, now, fromWaitList: true);
             output.Add(new ParkedOutcome(m, true, default, null));
         }
-    }
-
-    private int CountParked(string producerId)
-    {
-        if (_parked.Count == 0) return 0;
-        var n = 0;
-        for (var i = 0; i < _parked.Count; i++)
-            if (string.Equals(_parked[i].ProducerId, producerId, StringComparison.Ordinal)) n++;
-        return n;
     }
 
     private EnqueueResult Reject(RejectReason reason, string detail)
@@ -338,18 +379,25 @@ internal sealed partial class QueueState
 
     public bool HasConsumer(int consumerId) => _consumers.ContainsKey(consumerId);
 
-    /// <summary>Adds demand; false (and nothing changes) for an unknown consumer or a count below 1.</summary>
-    public bool Pull(int consumerId, int count)
+    /// <summary>
+    /// Sets how many deliveries the consumer may hold at once (its prefetch window): it is given more whenever it
+    /// holds fewer. An absolute value, so a repeated or lost pull changes nothing. False (and nothing changes) for an
+    /// unknown consumer or a window below 1.
+    /// </summary>
+    public bool Pull(int consumerId, int window)
     {
-        if (count < 1 || !_consumers.ContainsKey(consumerId)) return false;
-        OnDemandAdded(consumerId, count);
-        Record(static (c, n) => new DemandAdded((int)c, (int)n), consumerId, count);
+        if (window < 1 || !_consumers.TryGetValue(consumerId, out var c)) return false;
+        if (c.Window == window) return true;
+        OnWindowSet(consumerId, window);
+        Record(static (c, n) => new WindowSet((int)c, (int)n), consumerId, window);
         return true;
     }
 
     /// <summary>
-    /// The consumer is gone: each delivery it held goes back ahead of new work (or to the dead-letter store when
-    /// it has used max-attempts). Returns how many deliveries it held.
+    /// The consumer is gone (terminated or detached): each delivery it still held goes back with its attempt counted,
+    /// as a suspect (it may have been running when the consumer died), or to the dead-letter store when it has used
+    /// max-attempts. Deliveries the consumer never started should be given back with <see cref="Return"/> first.
+    /// Returns how many deliveries it held.
     /// </summary>
     public int RemoveConsumer(int consumerId, TimeSpan now)
     {
@@ -359,31 +407,45 @@ internal sealed partial class QueueState
             if (d.ConsumerId == consumerId) _scratchIds.Add(id);
         _scratchIds.Sort();
         foreach (var id in _scratchIds)
-            TakeBack(id, now, "consumer terminated before settling the delivery");
+            TakeBack(id, now, Requeue.ConsumerLost);
         OnConsumerRemoved(consumerId);
         Record(static (c, _) => new ConsumerRemoved((int)c), consumerId, 0);
         return _scratchIds.Count;
     }
 
-    /// <summary>Hands ready messages (redeliveries first) to consumers with demand, spread round-robin.</summary>
+    /// <summary>
+    /// The consumer gives back a delivery it never started (its prefetch buffer, when it stops or is revoked):
+    /// the message goes back ahead of new work and its attempt does not count.
+    /// </summary>
+    public SettleError? Return(int consumerId, long deliveryId)
+    {
+        var error = CheckHolder(consumerId, deliveryId);
+        if (error is not null) return error;
+        OnDeliveryRequeued(deliveryId, null, Requeue.Returned);
+        if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, null, Requeue.Returned));
+        return null;
+    }
+
+    /// <summary>
+    /// Hands ready messages to consumers with room in their window: first each suspect alone to a consumer that holds
+    /// nothing, then redeliveries and new work, spread round-robin.
+    /// </summary>
     public void Dispatch(TimeSpan now, List<ConsumerDispatch> output)
     {
-        while (ReadyCount > 0 && _hungry.Count > 0)
+        if (_suspects.Count > 0) DispatchSuspects(now, output);
+        while (_ready.Count + _redeliver.Count > 0 && _hungry.Count > 0)
         {
             if (_hungryCursor >= _hungry.Count) _hungryCursor = 0;
             var c = _hungry[_hungryCursor];
-            var share = Math.Max(1, ReadyCount / _hungry.Count);
-            var take = (int)Math.Min(c.Demand, share);
+            var share = Math.Max(1, (_ready.Count + _redeliver.Count) / _hungry.Count);
+            var take = Math.Min(c.Window - c.InFlight, share);
             var messages = new object[take];
             int[]? attempts = null;
             var first = _lastDeliveryId + 1;
             var deadline = now + _settings.AckTimeout;
             for (var i = 0; i < take; i++)
             {
-                var deliveryId = _lastDeliveryId + 1;
-                var m = OnMessageDelivered(deliveryId, NextReady().MessageId, c, deadline);
-                if (_recorder is not null) _recorder(new MessageDelivered(deliveryId, m.MessageId, c.Id, deadline));
-                _observer?.Delivered(now - m.AcceptedAt);
+                var m = Deliver(c, NextReady().MessageId, deadline, isolated: false, now);
                 messages[i] = m.Message;
                 if (m.Attempts != 1)
                 {
@@ -397,9 +459,48 @@ internal sealed partial class QueueState
                 }
             }
             output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(first, messages, attempts)));
-            // OnMessageDelivered drops a consumer from _hungry when its demand is used up.
+            // Delivering drops a consumer from _hungry when its window is full.
             if (_hungryCursor < _hungry.Count && ReferenceEquals(_hungry[_hungryCursor], c)) _hungryCursor++;
         }
+    }
+
+    private void DispatchSuspects(TimeSpan now, List<ConsumerDispatch> output)
+    {
+        ConsumerState? fullest = null;
+        var reserved = false;
+        foreach (var c in _consumers.Values)
+        {
+            if (_suspects.Count == 0) break;
+            if (c.Window < 1 || c.Isolating) continue;
+            if (c.InFlight == 0)
+            {
+                var m = Deliver(c, _suspects.PeekFront().MessageId, now + _settings.AckTimeout, isolated: true, now);
+                output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(_lastDeliveryId, [m.Message], m.Attempts == 1 ? null : [m.Attempts])));
+                continue;
+            }
+            reserved |= c.Reserved;
+            if (fullest is null || c.InFlight < fullest.InFlight) fullest = c;
+        }
+        // No consumer is free: stop feeding the least busy one until it is, so that suspects are not starved.
+        if (_suspects.Count > 0 && !reserved && fullest is not null) SetReserved(fullest, true);
+        if (_suspects.Count == 0)
+            foreach (var c in _consumers.Values)
+                if (c.Reserved) SetReserved(c, false);
+    }
+
+    private void SetReserved(ConsumerState c, bool reserved)
+    {
+        OnConsumerReserved(c.Id, reserved);
+        Record(static (id, r) => new ConsumerReserved((int)id, r == 1), c.Id, reserved ? 1 : 0);
+    }
+
+    private QueuedMessage Deliver(ConsumerState c, long messageId, TimeSpan deadline, bool isolated, TimeSpan now)
+    {
+        var deliveryId = _lastDeliveryId + 1;
+        var m = OnMessageDelivered(deliveryId, messageId, c, deadline, isolated);
+        if (_recorder is not null) _recorder(new MessageDelivered(deliveryId, messageId, c.Id, deadline, isolated));
+        _observer?.Delivered(now - m.AcceptedAt);
+        return m;
     }
 
     public SettleError? Ack(int consumerId, long deliveryId)
@@ -412,21 +513,29 @@ internal sealed partial class QueueState
     }
 
     /// <summary>
-    /// Acks the deliveries <paramref name="from"/> to <paramref name="to"/> as <see cref="Ack"/> would one by one;
-    /// each one it refuses goes to <paramref name="refused"/> with the reason. Every unbroken stretch it can ack is
-    /// taken in one step.
+    /// Acks the deliveries <paramref name="from"/> to <paramref name="to"/> as <see cref="Ack"/> would one by one,
+    /// each unbroken stretch it can ack in one step. What it refuses goes to <paramref name="refused"/> as stretches
+    /// of one reason, so a range over ids never delivered costs one refusal, not one per id. The caller bounds the
+    /// range's length (<see cref="AckRange.MaxLength"/>).
     /// </summary>
-    public void AckRange(int consumerId, long from, long to, List<(long DeliveryId, SettleError Error)> refused)
+    public void AckRange(int consumerId, long from, long to, List<RefusedStretch> refused)
     {
-        var start = from;
-        for (var id = from; id <= to; id++)
+        // Ids outside what this incarnation delivered are unknown as a whole; only the rest is looked at one by one.
+        var lo = Math.Max(from, _firstDeliveryId);
+        var hi = Math.Min(to, _lastDeliveryId);
+        if (from < lo) refused.Add(new RefusedStretch(from, Math.Min(to, lo - 1), SettleError.UnknownDelivery));
+        var start = lo;
+        for (var id = lo; id <= hi; id++)
         {
             if (CheckHolder(consumerId, id) is not { } error) continue;
             AckStretch(start, id - 1);
-            refused.Add((id, error));
+            if (refused.Count > 0 && refused[^1] is var last && last.Error == error && last.ToDeliveryId == id - 1)
+                refused[^1] = last with { ToDeliveryId = id };
+            else refused.Add(new RefusedStretch(id, id, error));
             start = id + 1;
         }
-        AckStretch(start, to);
+        AckStretch(start, hi);
+        if (to > hi && to >= lo) refused.Add(new RefusedStretch(Math.Max(hi + 1, from), to, SettleError.UnknownDelivery));
     }
 
     private void AckStretch(long from, long to)
@@ -452,10 +561,10 @@ internal sealed partial class QueueState
         }
         // An explicit delay is capped so that a careless TimeSpan.MaxValue neither overflows nor pins a slot for ever.
         var wait = delay is { } explicitDelay ? (explicitDelay > MaxNackDelay ? MaxNackDelay : explicitDelay) : Backoff(d.Message.Attempts);
-        var due = wait > TimeSpan.Zero ? now + wait : TimeSpan.Zero;
-        OnDeliveryRequeued(deliveryId, due, nacked: true);
-        if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, due, true));
-        outcome = due == TimeSpan.Zero ? NackOutcome.Requeued : NackOutcome.Delayed;
+        TimeSpan? due = wait > TimeSpan.Zero ? now + wait : null;
+        OnDeliveryRequeued(deliveryId, due, Requeue.Nacked);
+        if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, due, Requeue.Nacked));
+        outcome = due is null ? NackOutcome.Requeued : NackOutcome.Delayed;
         return null;
     }
 
@@ -473,7 +582,7 @@ internal sealed partial class QueueState
     private SettleError? CheckHolder(int consumerId, long deliveryId)
     {
         if (!_inFlight.TryGetValue(deliveryId, out var d))
-            return deliveryId >= 1 && deliveryId <= _lastDeliveryId ? SettleError.AlreadySettled : SettleError.UnknownDelivery;
+            return deliveryId >= _firstDeliveryId && deliveryId <= _lastDeliveryId ? SettleError.AlreadySettled : SettleError.UnknownDelivery;
         return d.ConsumerId == consumerId ? null : SettleError.NotHolder;
     }
 
@@ -492,39 +601,86 @@ internal sealed partial class QueueState
     // ---------------------------------------------------------------- time
 
     /// <summary>
-    /// The one periodic step: deliveries past their deadline are taken back, delayed retries that are due
-    /// become ready, and parked messages past full-wait-timeout are rejected into <paramref name="parkedOutcomes"/>.
+    /// The one periodic step, costing what is due rather than what is held: deliveries past their deadline are taken
+    /// back (and listed in <paramref name="revoked"/> for their consumer to drop), delayed retries that are due become
+    /// ready, parked messages past full-wait-timeout are rejected into <paramref name="parkedOutcomes"/>, credit unused
+    /// for credit-lease is reclaimed, and producers inactive past producer-retention are forgotten.
+    /// Returns true when anything changed.
     /// </summary>
-    public void Tick(TimeSpan now, List<ParkedOutcome> parkedOutcomes)
+    public bool Tick(TimeSpan now, List<ParkedOutcome> parkedOutcomes, List<Revocation> revoked)
     {
-        if (_inFlight.Count > 0)
+        var changed = false;
+        while (_deadlineHead != 0 && _inFlight[_deadlineHead].Deadline <= now)
         {
-            _scratchIds.Clear();
-            foreach (var (id, d) in _inFlight)
-                if (d.Deadline <= now) _scratchIds.Add(id);
-            _scratchIds.Sort();
-            foreach (var id in _scratchIds)
-                TakeBack(id, now, "ack deadline missed");
+            var id = _deadlineHead;
+            var consumer = _inFlight[id].ConsumerId;
+            TakeBack(id, now, Requeue.Expired);
+            revoked.Add(new Revocation(consumer, id));
+            changed = true;
         }
         while (_delayed.TryPeek(out var m, out var due) && due.Due <= now)
         {
             OnRetryDue(m.MessageId);
             Record(static (id, _) => new RetryDue(id), m.MessageId, 0);
+            changed = true;
         }
         while (_parked.Count > 0 && _parked.PeekFront().Deadline <= now)
+        {
             RejectParked(RejectReason.WaitTimedOut, $"No room freed up within full-wait-timeout ({_settings.FullWaitTimeout}).", parkedOutcomes);
+            changed = true;
+        }
+        if (_outstandingCredit > 0)
+        {
+            for (var i = _activeProducerList.Count - 1; i >= 0; i--)
+            {
+                var p = _activeProducerList[i];
+                if (p.Outstanding == 0 || now - p.LastActive < _settings.CreditLease) continue;
+                OnCreditReclaimed(p.Id);
+                Record(static (id, _) => new CreditReclaimed(id), p.Id, 0);
+                changed = true;
+            }
+        }
+        while (_inactiveProducers.First is { } oldest && now - oldest.Value.InactiveSince >= _settings.ProducerRetention)
+            Forget(oldest.Value);
+        return changed;
     }
 
-    private void TakeBack(long deliveryId, TimeSpan now, string why)
+    /// <summary>
+    /// The earliest instant at which <see cref="Tick"/> has something to do, or null when nothing waits on time:
+    /// an idle queue needs no timer at all.
+    /// </summary>
+    public TimeSpan? NextDue()
+    {
+        var next = TimeSpan.MaxValue;
+        if (_deadlineHead != 0) next = Min(next, _inFlight[_deadlineHead].Deadline);
+        if (_delayed.TryPeek(out _, out var due)) next = Min(next, due.Due);
+        if (_parked.Count > 0) next = Min(next, _parked.PeekFront().Deadline);
+        if (_outstandingCredit > 0)
+            foreach (var p in _activeProducerList)
+                if (p.Outstanding > 0) next = Min(next, p.LastActive + _settings.CreditLease);
+        if (_inactiveProducers.First is { } oldest) next = Min(next, oldest.Value.InactiveSince + _settings.ProducerRetention);
+        return next == TimeSpan.MaxValue ? null : next;
+
+        static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+    }
+
+    private void TakeBack(long deliveryId, TimeSpan now, Requeue why)
     {
         var d = _inFlight[deliveryId];
         if (d.Message.Attempts >= _settings.MaxAttempts)
         {
-            DeadLetter(deliveryId, $"{why} on attempt {d.Message.Attempts} of {_settings.MaxAttempts}", now, nacked: false);
+            var reason = why switch
+            {
+                Requeue.ConsumerLost when d.Isolated =>
+                    $"its consumer terminated while handling it alone on attempt {d.Message.Attempts} of {_settings.MaxAttempts}: this message crashes its consumer",
+                Requeue.ConsumerLost => $"consumer terminated before settling the delivery on attempt {d.Message.Attempts} of {_settings.MaxAttempts}",
+                _ => $"ack deadline missed on attempt {d.Message.Attempts} of {_settings.MaxAttempts}",
+            };
+            DeadLetter(deliveryId, reason, now, nacked: false);
             return;
         }
-        OnDeliveryRequeued(deliveryId, TimeSpan.Zero, nacked: false);
-        if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, TimeSpan.Zero, false));
+        OnDeliveryRequeued(deliveryId, null, why);
+        if (_recorder is not null) _recorder(new DeliveryRequeued(deliveryId, null, why));
     }
 
     private void DeadLetter(long deliveryId, string reason, TimeSpan now, bool nacked)
@@ -581,7 +737,11 @@ internal sealed partial class QueueState
         queueName, _settings.Capacity, ReadyCount, _inFlight.Count, _delayed.Count, _dead.Count, _parked.Count,
         _activeProducerList.Count, _consumers.Count, _counters.Enqueued, _counters.Delivered, _counters.Acked, _counters.Nacked,
         _counters.Redelivered, _counters.DeadLettered, _counters.Evicted + _counters.DeadEvicted, _counters.Rejected,
-        _counters.Invalid, _draining);
+        _counters.Invalid, _draining)
+    {
+        OutstandingCredit = _outstandingCredit,
+        KnownProducers = _producers.Count,
+    };
 
     // Sequenced messages come in runs from one producer: remember the last one looked up.
     private bool TryGetProducer(string producerId, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out ProducerState? producer)
@@ -596,6 +756,8 @@ internal sealed partial class QueueState
         _lastProducer = producer;
         return true;
     }
+
+    private ref InFlightDelivery InFlightRef(long deliveryId) => ref CollectionsMarshal.GetValueRefOrNullRef(_inFlight, deliveryId);
 
     // Builds an event only when someone records; the static lambdas keep the hot path free of closures.
     private void Record<TA>(Func<TA, long, QueueEvent> make, TA a, long b)

@@ -63,6 +63,14 @@ internal sealed class RingBuffer<T>
         return item;
     }
 
+    /// <summary>Removes every item, releasing the references.</summary>
+    public void Clear()
+    {
+        Array.Clear(_items);
+        _head = 0;
+        _count = 0;
+    }
+
     /// <summary>Removes the item at <paramref name="index"/>, shifting the later ones; O(n), for rare operations.</summary>
     public T RemoveAt(int index)
     {

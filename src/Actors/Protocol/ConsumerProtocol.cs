@@ -7,20 +7,30 @@ public interface IConsumerCommand;
 public interface IConsumerReply;
 
 /// <summary>
-/// Asks for up to <paramref name="Count"/> more deliveries. The first pull registers the sender as a consumer
-/// (the queue watches it and answers <see cref="ConsumerRegistered"/>); deliveries use up the demand.
+/// Registers the sender as a consumer (the queue watches it and answers <see cref="ConsumerRegistered"/>) and says how
+/// many deliveries it may hold at once: the queue keeps it topped up to <paramref name="Window"/> deliveries not yet
+/// settled, so a consumer pulls once and then only acks. Both fields are absolute, so a consumer re-sends its pull
+/// whenever it has heard nothing for a while: a lost or repeated pull costs nothing.
 /// </summary>
-/// <param name="Count">How many more deliveries the consumer can take (at least 1).</param>
-public sealed record Pull(int Count) : IConsumerCommand
+/// <param name="Window">How many unsettled deliveries the consumer may hold (its prefetch; at least 1).</param>
+/// <param name="Epoch">
+/// The <see cref="ConsumerRegistered.Epoch"/> the consumer last heard, or 0 for none: a pull naming another epoch
+/// (the answer was lost, or the queue restarted since) is answered with <see cref="ConsumerRegistered"/> again.
+/// </param>
+public sealed record Pull(int Window, long Epoch = 0) : IConsumerCommand
 {
-    /// <summary>How many more deliveries the consumer can take (at least 1).</summary>
-    public int Count { get; init; } = Count >= 1 ? Count : throw new ArgumentOutOfRangeException(nameof(Count), Count, "A pull asks for at least 1 delivery.");
+    /// <summary>How many unsettled deliveries the consumer may hold (at least 1).</summary>
+    public int Window { get; init; } = Window >= 1 ? Window : throw new ArgumentOutOfRangeException(nameof(Window), Window, "A pull's window is at least 1 delivery.");
 }
 
-/// <summary>The queue's answer to a consumer's first pull.</summary>
+/// <summary>The queue's answer to a consumer's first pull (and to a pull naming another epoch).</summary>
 /// <param name="QueueName">The queue's name.</param>
 /// <param name="AckTimeout">How long a delivery may be held without an ack, nack or <see cref="InProgress"/>.</param>
-public sealed record ConsumerRegistered(string QueueName, TimeSpan AckTimeout) : IConsumerReply;
+/// <param name="Epoch">
+/// This incarnation of the queue. When it changes (the queue restarted or recovered), deliveries the consumer holds from
+/// before are no longer the queue's: it drops those it has not started, and their acks are refused.
+/// </param>
+public sealed record ConsumerRegistered(string QueueName, TimeSpan AckTimeout, long Epoch) : IConsumerReply;
 
 /// <summary>One message handed to one consumer.</summary>
 /// <param name="DeliveryId">Id to settle this delivery with (unique per delivery, so redeliveries get new ids).</param>
@@ -77,7 +87,7 @@ public sealed record AckBatch(long[] DeliveryIds) : IConsumerCommand
 /// included) was processed: a whole <see cref="DeliveryBatch"/> settled in one small message. Each id in the range is
 /// acked as by <see cref="Ack"/>, and refused the same way when it is not this consumer's to settle.
 /// </summary>
-/// <param name="FromDeliveryId">The first delivery id of the range.</param>
+/// <param name="FromDeliveryId">The first delivery id of the range (at least 1).</param>
 /// <param name="ToDeliveryId">The last delivery id of the range; at least <paramref name="FromDeliveryId"/>, and at most <see cref="MaxLength"/> ids on.</param>
 public sealed record AckRange(long FromDeliveryId, long ToDeliveryId) : IConsumerCommand
 {
@@ -94,7 +104,7 @@ public sealed record AckRange(long FromDeliveryId, long ToDeliveryId) : IConsume
     /// <summary>True when a range from <paramref name="from"/> to <paramref name="to"/> may be sent.</summary>
     /// <param name="from">The first id.</param>
     /// <param name="to">The last id.</param>
-    public static bool IsValid(long from, long to) => to >= from && to - from < MaxLength;
+    public static bool IsValid(long from, long to) => from >= 1 && to >= from && to - from < MaxLength;
 }
 
 /// <summary>
@@ -126,14 +136,38 @@ public enum SettleError
     NotHolder,
 }
 
-/// <summary>The queue refused an ack, nack or in-progress; nothing changed.</summary>
-/// <param name="DeliveryId">The delivery named in the refused command.</param>
+/// <summary>The queue refused an ack, nack, return or in-progress; nothing changed.</summary>
+/// <param name="DeliveryId">The (first) delivery named in the refused command.</param>
 /// <param name="Error">Why.</param>
-public sealed record SettleRejected(long DeliveryId, SettleError Error) : IConsumerReply;
+/// <param name="Count">How many consecutive ids from <paramref name="DeliveryId"/> were refused for this reason (an ack range).</param>
+public sealed record SettleRejected(long DeliveryId, SettleError Error, int Count = 1) : IConsumerReply;
 
 /// <summary>
-/// The consumer leaves: the queue forgets its demand and redelivers what it held, as if it had terminated.
-/// A consumer that is restarted in place sends it so its old deliveries do not wait for their deadline.
+/// The consumer gives back deliveries it has not started (its prefetch buffer, when it stops or has too much): they go
+/// back ahead of new work and their attempt does not count, as the handler never saw them.
+/// </summary>
+/// <param name="DeliveryIds">The deliveries given back (at most <see cref="MaxLength"/>).</param>
+public sealed record Return(long[] DeliveryIds) : IConsumerCommand
+{
+    /// <summary>The most ids one return may name.</summary>
+    public const int MaxLength = AckRange.MaxLength;
+
+    /// <summary>The deliveries given back; never null, at most <see cref="MaxLength"/>.</summary>
+    public long[] DeliveryIds { get; init; } = DeliveryIds is null ? throw new ArgumentNullException(nameof(DeliveryIds))
+        : DeliveryIds.Length <= MaxLength ? DeliveryIds : throw new ArgumentException($"A return names at most {MaxLength} deliveries.", nameof(DeliveryIds));
+}
+
+/// <summary>
+/// The queue took these deliveries back from the consumer (their ack deadline passed) and will deliver them again: the
+/// consumer must not start them. One already running finishes, but its settlement is refused.
+/// </summary>
+/// <param name="DeliveryIds">The deliveries taken back.</param>
+public sealed record Revoked(long[] DeliveryIds) : IConsumerReply;
+
+/// <summary>
+/// The consumer leaves: the queue forgets it and takes back what it held, as if it had terminated (each with its
+/// attempt counted: send <see cref="Return"/> first for what was never started). A consumer restarted in place sends
+/// it so its old deliveries do not wait for their deadline.
 /// </summary>
 public sealed record Detach : IConsumerCommand
 {

@@ -35,12 +35,21 @@ public sealed record QueueStats(
 {
     /// <summary>Messages the queue holds: ready + in flight + delayed (never above capacity).</summary>
     public int Held => Ready + InFlight + Delayed;
+
+    /// <summary>Credit granted to producers and not yet used: room reserved out of capacity for messages on their way.</summary>
+    public long OutstandingCredit { get; init; }
+
+    /// <summary>Producers the queue remembers, registered or gone within producer-retention (for deduplication).</summary>
+    public int KnownProducers { get; init; }
 }
 
 /// <summary>Asks a queue to list its dead letters, oldest first.</summary>
-/// <param name="Max">Most to list (at least 1).</param>
+/// <param name="Max">Most to list (at least 1); a listing holds at most <see cref="MaxItems"/> whatever is asked.</param>
 public sealed record GetDeadLetters(int Max = 100)
 {
+    /// <summary>The most one listing returns, so that a reply stays a reasonable message.</summary>
+    public const int MaxItems = 10_000;
+
     /// <summary>Most to list.</summary>
     public int Max { get; init; } = Max >= 1 ? Max : throw new ArgumentOutOfRangeException(nameof(Max), Max, "Max must be at least 1.");
 }
@@ -74,7 +83,10 @@ public sealed record RedriveAllDeadLetters
 /// <param name="Remaining">Dead letters still in the store.</param>
 public sealed record Redriven(int Count, int Remaining);
 
-/// <summary>Asks a queue to stop accepting, finish what it holds, then stop; it replies <see cref="Drained"/> first.</summary>
+/// <summary>
+/// Asks a queue to stop accepting, finish what it holds, then stop; it replies <see cref="Drained"/> first (and tells its
+/// consumers and producers the same, so they stop rather than wait for it to come back).
+/// </summary>
 public sealed record Drain
 {
     /// <summary>The one instance.</summary>

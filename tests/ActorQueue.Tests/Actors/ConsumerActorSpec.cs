@@ -20,8 +20,8 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         var s = settings ?? Settings;
         var queue = CreateTestProbe();
         var consumer = Sys.ActorOf(ConsumerActor.Props(queue.Ref, handler, s));
-        Assert.Equal(s.Prefetch, (await queue.ExpectMsgAsync<Pull>()).Count);
-        queue.Reply(new ConsumerRegistered("q", ackTimeout ?? TimeSpan.FromSeconds(30)));
+        Assert.Equal(new Pull(s.Prefetch, 0), await queue.ExpectMsgAsync<Pull>());
+        queue.Reply(new ConsumerRegistered("q", ackTimeout ?? TimeSpan.FromSeconds(30), 1));
         return (queue, consumer);
     }
 
@@ -69,12 +69,28 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public async Task Consumer_must_pull_more_as_it_frees_its_prefetch_window()
+    public async Task Consumer_must_pull_once_then_only_ack_while_it_hears_from_its_queue()
     {
-        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask));
-        consumer.Tell(Batch("a", "b", "c", "d"), queue.Ref);
-        var pull = await queue.FishForMessageAsync<Pull>(m => m is Pull);
-        Assert.InRange(pull.Count, 2, 4);
+        var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask), Settings with { ResyncInterval = TimeSpan.FromSeconds(5) });
+        for (var i = 0; i < 3; i++)
+        {
+            consumer.Tell(new DeliveryBatch(1 + 4 * i, ["a", "b", "c", "d"]), queue.Ref);
+            Assert.IsType<AckRange>(await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3)));
+        }
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Consumer_must_repeat_its_pull_while_it_hears_nothing_so_a_lost_pull_or_registration_costs_a_pause()
+    {
+        var queue = CreateTestProbe();
+        Sys.ActorOf(ConsumerActor.Props(queue.Ref, new RecordingHandler(), Settings with { ResyncInterval = TimeSpan.FromMilliseconds(200) }));
+        // The first pull and its answer are "lost": the consumer says the same again, with no epoch heard.
+        Assert.Equal(new Pull(Settings.Prefetch, 0), await queue.ExpectMsgAsync<Pull>());
+        Assert.Equal(new Pull(Settings.Prefetch, 0), await queue.ExpectMsgAsync<Pull>(TimeSpan.FromSeconds(2)));
+        queue.Reply(new ConsumerRegistered("q", TimeSpan.FromSeconds(30), 7));
+        // Still silent: it re-syncs with the epoch it now knows.
+        Assert.Equal(new Pull(Settings.Prefetch, 7), await queue.FishForMessageAsync<Pull>(m => m is Pull, TimeSpan.FromSeconds(2)));
     }
 
     [Fact]
@@ -170,16 +186,11 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         var settings = new ConsumerSettings { Prefetch = 3, Concurrency = 1, HandlerTimeout = TimeSpan.FromMilliseconds(200) };
         var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => never.Task), settings); // ignores cancellation
         consumer.Tell(Batch("hung", "waiting-1", "waiting-2"), queue.Ref);
-        var nacks = new List<Nack>();
-        while (nacks.Count < 3)
-        {
-            var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
-            if (m is Nack n) nacks.Add(n);
-            Assert.IsNotType<Pull>(m); // a wedged consumer asks for nothing more
-        }
-        Assert.Contains("handler-timeout", nacks[0].Reason);
-        Assert.Equal(new long[] { 2, 3 }, nacks.Skip(1).Select(n => n.DeliveryId));
-        Assert.All(nacks.Skip(1), n => Assert.Equal(TimeSpan.Zero, n.Delay));
+        var nack = await ExpectNackAsync(queue);
+        Assert.Contains("handler-timeout", nack.Reason);
+        // The two it never started go back unstarted: their attempt does not count.
+        var returned = await queue.FishForMessageAsync<Return>(m => m is Return, TimeSpan.FromSeconds(3));
+        Assert.Equal(new long[] { 2, 3 }, returned.DeliveryIds);
         never.SetResult();
     }
 
@@ -192,16 +203,26 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         var consumer = await supervisor.Ask<IActorRef>("child");
         consumer.Tell(Kill.Instance);
         await queue.FishForMessageAsync(m => m is Detach);
-        Assert.Equal(Settings.Prefetch, (await queue.FishForMessageAsync<Pull>(m => m is Pull)).Count);
+        Assert.Equal(Settings.Prefetch, (await queue.FishForMessageAsync<Pull>(m => m is Pull)).Window);
     }
 
     [Fact]
-    public async Task Consumer_must_stop_when_its_queue_stops()
+    public async Task Consumer_must_stop_at_once_when_its_queue_drains()
     {
         var (queue, consumer) = await StartAsync(new RecordingHandler());
         Watch(consumer);
-        queue.Ref.Tell(PoisonPill.Instance);
+        consumer.Tell(new Drained("q"), queue.Ref);
         await ExpectTerminatedAsync(consumer);
+    }
+
+    [Fact]
+    public async Task Consumer_must_stop_when_its_queue_terminates_and_none_comes_back_within_reattach_timeout()
+    {
+        var (queue, consumer) = await StartAsync(new RecordingHandler(), Settings with { ReattachTimeout = TimeSpan.FromMilliseconds(500) });
+        Watch(consumer);
+        queue.Ref.Tell(PoisonPill.Instance);
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(200)); // still looking
+        await ExpectTerminatedAsync(consumer, TimeSpan.FromSeconds(3));
     }
 
     private static void InterlockedMax(ref int target, int value)

@@ -173,11 +173,28 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         var rejected = new[] { await ExpectMsgAsync<EnqueueRejected>(), await ExpectMsgAsync<EnqueueRejected>() };
         Assert.All(rejected, r => Assert.Equal(RejectReason.Draining, r.Reason));
 
+        // A queue that drained says so: what waits, and whatever comes later, is answered closed at once.
         producer.Tell(new Produce("c", 3));
-        Watch(producer);
-        queue.Ref.Tell(PoisonPill.Instance);
+        producer.Tell(new Drained("q"), queue.Ref);
         Assert.Equal(RejectReason.QueueStopped, (await ExpectMsgAsync<EnqueueRejected>()).Reason);
-        await ExpectTerminatedAsync(producer);
+        producer.Tell(new Produce("d", 4));
+        var late = await ExpectMsgAsync<EnqueueRejected>();
+        Assert.Equal((4, RejectReason.QueueStopped), (late.CorrelationId, late.Reason));
+    }
+
+    [Fact]
+    public async Task Producer_whose_queue_terminates_and_never_comes_back_answers_every_produce_closed()
+    {
+        var queue = CreateTestProbe();
+        var producer = Sys.ActorOf(ProducerActor.Props(queue.Ref, "p", Fast with { ReattachTimeout = TimeSpan.FromMilliseconds(500) }));
+        await queue.ExpectMsgAsync<RegisterProducer>();
+        producer.Tell(new Produce("waiting", 1));
+        queue.Ref.Tell(PoisonPill.Instance);
+        var rejected = await ExpectMsgAsync<EnqueueRejected>(TimeSpan.FromSeconds(5));
+        Assert.Equal((1, RejectReason.QueueStopped), (rejected.CorrelationId, rejected.Reason));
+        producer.Tell(new Produce("late", 2));
+        var late = await ExpectMsgAsync<EnqueueRejected>();
+        Assert.Equal((2, RejectReason.QueueStopped), (late.CorrelationId, late.Reason));
     }
 
     [Fact]

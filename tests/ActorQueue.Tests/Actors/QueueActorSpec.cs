@@ -119,13 +119,17 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(TimeSpan.FromSeconds(5), registered.AckTimeout);
         var batch = await consumer.ExpectMsgAsync<DeliveryBatch>();
         Assert.Equal(new object[] { "m0", "m1", "m2" }, batch.ToArray().Select(d => d.Message));
+        // A window of 3: nothing more until the consumer holds fewer.
         await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
-        queue.Tell(new AckBatch(batch.ToArray().Select(d => d.DeliveryId).ToArray()), consumer);
-        queue.Tell(new Pull(5), consumer);
-        var rest = await consumer.ExpectDeliveriesAsync(2);
-        Assert.Equal(new object[] { "m3", "m4" }, rest.Select(d => d.Message));
+        queue.Tell(new Ack(batch.FirstDeliveryId), consumer);
+        Assert.Equal("m3", (await consumer.ExpectDeliveriesAsync(1)).Single().Message);
+        // A repeated pull changes nothing; a wider window is topped up at once.
+        queue.Tell(new Pull(3, registered.Epoch), consumer);
+        await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+        queue.Tell(new Pull(4, registered.Epoch), consumer);
+        Assert.Equal("m4", (await consumer.ExpectDeliveriesAsync(1)).Single().Message);
         var stats = await queue.StatsAsync();
-        Assert.Equal((3, 2, 1), (stats.Acked, stats.InFlight, stats.Consumers));
+        Assert.Equal((1, 4, 1), (stats.Acked, stats.InFlight, stats.Consumers));
     }
 
     [Fact]

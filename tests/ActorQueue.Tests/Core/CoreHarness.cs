@@ -11,6 +11,7 @@ internal sealed class CoreHarness
     public readonly List<ConsumerDispatch> Dispatched = new();
     public readonly List<ProducerUpdate> Updates = new();
     public readonly List<ParkedOutcome> Parked = new();
+    public readonly List<Revocation> Revoked = new();
     public TimeSpan Now = TimeSpan.FromSeconds(1);
 
     public CoreHarness(QueueSettings? settings = null, int seed = 42)
@@ -61,7 +62,8 @@ internal sealed class CoreHarness
     {
         Now += advance;
         Parked.Clear();
-        State.Tick(Now, Parked);
+        Revoked.Clear();
+        State.Tick(Now, Parked, Revoked);
     }
 
     /// <summary>A fresh state with the recorded events applied: it must describe itself as the live one does.</summary>

@@ -75,14 +75,14 @@ public class QueueStateSimulationSpec
                         _nextSeq[p]++;
                     }
                     break;
-                case 2: s.RegisterProducer($"p{arg % 2}", arg % 3 == 0 ? long.MaxValue : arg % 5); break;
+                case 2: s.RegisterProducer($"p{arg % 2}", arg % 3 == 0 ? long.MaxValue : arg % 5, _h.Now); break;
                 case 3:
                     // A producer with parked messages keeps them parked; only deactivate idle ones here.
-                    if (s.ParkedCount == 0) s.DeactivateProducer($"p{arg % 2}");
+                    if (s.ParkedCount == 0) s.DeactivateProducer($"p{arg % 2}", _h.Now);
                     break;
                 case 4:
-                    if (arg % 2 == 0) s.RequestCredit($"p{arg % 4 / 2}", _nextSeq[arg % 4 / 2] + arg % 5);
-                    s.GrantCredit();
+                    if (arg % 2 == 0) s.RequestCredit($"p{arg % 4 / 2}", _nextSeq[arg % 4 / 2] + arg % 5, _h.Now);
+                    s.GrantCredit(_h.Now);
                     _h.CollectUpdates();
                     break;
                 case 5: _consumers.Add(s.AddConsumer()); break;
@@ -97,11 +97,11 @@ public class QueueStateSimulationSpec
                     var (around, owner) = _held.ElementAt(arg % _held.Count);
                     var from = Math.Max(1, around - arg % 3);
                     var to = around + arg / 4 % 4;
-                    var refusedIds = new List<(long DeliveryId, SettleError Error)>();
+                    var refusedIds = new List<RefusedStretch>();
                     s.AckRange(owner.Consumer, from, to, refusedIds);
                     for (var d = from; d <= to; d++)
                     {
-                        var refusedHere = refusedIds.Any(x => x.DeliveryId == d);
+                        var refusedHere = refusedIds.Any(x => x.FromDeliveryId <= d && d <= x.ToDeliveryId);
                         if (_held.TryGetValue(d, out var h) && h.Consumer == owner.Consumer)
                         {
                             Assert.False(refusedHere, $"delivery {d} was held by consumer {h.Consumer} but refused");
@@ -181,8 +181,8 @@ public class QueueStateSimulationSpec
         {
             var s = _h.State;
             // Producers that stay registered keep room reserved as credit, which would keep dead letters out.
-            s.DeactivateProducer("p0");
-            s.DeactivateProducer("p1");
+            s.DeactivateProducer("p0", _h.Now);
+            s.DeactivateProducer("p1", _h.Now);
             var finisher = s.AddConsumer();
             for (var round = 0; round < 1000 && (s.Held > 0 || s.DeadCount > 0 || s.ParkedCount > 0); round++)
             {

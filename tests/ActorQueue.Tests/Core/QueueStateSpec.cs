@@ -172,7 +172,7 @@ public class QueueStateSpec
     }
 
     [Fact]
-    public void Consumer_lost_returns_its_deliveries_ahead_of_new_work_with_a_higher_attempt()
+    public void Consumer_lost_returns_its_deliveries_ahead_of_new_work_each_alone_with_a_higher_attempt()
     {
         var h = new CoreHarness(Settings());
         h.EnqueueMany(2, "held");
@@ -180,11 +180,20 @@ public class QueueStateSpec
         h.Dispatch();
         h.EnqueueMany(2, "new");
         Assert.Equal(2, h.State.RemoveConsumer(lost, h.Now));
+        Assert.Equal(2, h.State.SuspectCount);
         var other = h.Consumer(4);
-        var delivered = h.Dispatch();
-        Assert.Equal(new object[] { "held0", "held1", "new0", "new1" }, delivered.Select(d => d.Delivery.Message));
-        Assert.Equal(new[] { 2, 2, 1, 1 }, delivered.Select(d => d.Delivery.Attempt));
-        Assert.All(delivered, d => Assert.Equal(other, d.Consumer));
+        // A suspect (it may have been running when its consumer died) goes alone to a consumer that holds nothing.
+        var first = h.Dispatch();
+        Assert.Equal(("held0", 2), (first.Single().Delivery.Message, first.Single().Delivery.Attempt));
+        Assert.Empty(h.Dispatch());
+        Assert.Null(h.State.Ack(other, first.Single().Delivery.DeliveryId));
+        var second = h.Dispatch();
+        Assert.Equal(("held1", 2), (second.Single().Delivery.Message, second.Single().Delivery.Attempt));
+        Assert.Null(h.State.Ack(other, second.Single().Delivery.DeliveryId));
+        var rest = h.Dispatch();
+        Assert.Equal(new object[] { "new0", "new1" }, rest.Select(d => d.Delivery.Message));
+        Assert.Equal(new[] { 1, 1 }, rest.Select(d => d.Delivery.Attempt));
+        Assert.All(rest, d => Assert.Equal(other, d.Consumer));
         h.State.CheckInvariants();
     }
 
@@ -295,7 +304,7 @@ public class QueueStateSpec
     {
         var h = new CoreHarness(Settings());
         Assert.Equal(RejectReason.InvalidMessage, h.Enqueue(null!).Reason);
-        h.State.RegisterProducer("p");
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
         Assert.Equal(RejectReason.InvalidMessage, h.State.EnqueueSequenced("p", 1, null, null, h.Now).Reason);
         Assert.Equal(2, h.State.Counters.Rejected);
         Assert.Equal(0, h.State.Held);
@@ -306,13 +315,13 @@ public class QueueStateSpec
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
         h.EnqueueMany(4);
-        h.State.RegisterProducer("a");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("a", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         var update = Assert.Single(h.CollectUpdates());
         Assert.Equal(new ProducerUpdate("a", 0, 6), update);
         Assert.Equal(0, h.State.FreeCapacity);
-        h.State.RegisterProducer("b");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("b", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         Assert.Equal(6, h.State.OutstandingCredit); // no room for b until something frees up
         Assert.Equal(EnqueueStatus.Rejected, h.Enqueue("plain").Status);
         h.State.CheckInvariants();
@@ -322,18 +331,18 @@ public class QueueStateSpec
     public void Idle_producer_reserves_nothing_and_credit_never_exceeds_demand()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
-        h.State.RegisterProducer("idle", demand: 0);
-        h.State.RegisterProducer("busy", demand: 3);
-        h.State.GrantCredit();
+        h.State.RegisterProducer("idle", 0, h.Now);
+        h.State.RegisterProducer("busy", 3, h.Now);
+        h.State.GrantCredit(h.Now);
         Assert.Equal(new[] { new ProducerUpdate("busy", 0, 3), new ProducerUpdate("idle", 0, 0) }, h.CollectUpdates().OrderBy(u => u.ProducerId));
         Assert.Equal(3, h.State.OutstandingCredit);
         Assert.Equal(EnqueueStatus.Accepted, h.Enqueue("plain").Status);
 
-        Assert.True(h.State.RequestCredit("busy", 20));
-        h.State.GrantCredit();
+        Assert.True(h.State.RequestCredit("busy", 20, h.Now));
+        h.State.GrantCredit(h.Now);
         h.State.TryGetProducer("busy", out _, out var credit);
         Assert.Equal(9, credit); // its window is all of the free room: it is the only producer wanting any
-        Assert.False(h.State.RequestCredit("ghost", 5));
+        Assert.False(h.State.RequestCredit("ghost", 5, h.Now));
         h.State.CheckInvariants();
     }
 
@@ -341,16 +350,16 @@ public class QueueStateSpec
     public void Lowering_demand_gives_back_the_credit_beyond_it()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
-        h.State.RegisterProducer("p", demand: 8);
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", 8, h.Now);
+        h.State.GrantCredit(h.Now);
         h.State.EnqueueSequenced("p", 1, "a", null, h.Now);
         Assert.Equal(7, h.State.OutstandingCredit);
-        Assert.True(h.State.RequestCredit("p", 3));
+        Assert.True(h.State.RequestCredit("p", 3, h.Now));
         h.State.TryGetProducer("p", out var accepted, out var credit);
         Assert.Equal((1, 3), (accepted, credit));
         Assert.Equal(2, h.State.OutstandingCredit);
         Assert.Equal(new ProducerUpdate("p", 1, 3), h.CollectUpdates().Single());
-        h.State.RequestCredit("p", 0); // never below what was accepted
+        h.State.RequestCredit("p", 0, h.Now); // never below what was accepted
         h.State.TryGetProducer("p", out _, out credit);
         Assert.Equal(1, credit);
         h.State.CheckInvariants();
@@ -375,9 +384,9 @@ public class QueueStateSpec
     public void Producers_share_capacity_fairly()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 100 });
-        h.State.RegisterProducer("a");
-        h.State.RegisterProducer("b");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("a", long.MaxValue, h.Now);
+        h.State.RegisterProducer("b", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         var updates = h.CollectUpdates().OrderBy(u => u.ProducerId).ToList();
         Assert.Equal(new[] { new ProducerUpdate("a", 0, 5), new ProducerUpdate("b", 0, 5) }, updates);
     }
@@ -386,8 +395,8 @@ public class QueueStateSpec
     public void Sequenced_messages_are_accepted_within_credit_deduplicated_and_kept_in_order()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 3 });
-        h.State.RegisterProducer("p");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("p", 1, "a", null, h.Now).Status);
         Assert.Equal(EnqueueStatus.Duplicate, h.State.EnqueueSequenced("p", 1, "a", null, h.Now).Status);
         var gap = h.State.EnqueueSequenced("p", 3, "c", null, h.Now);
@@ -405,8 +414,8 @@ public class QueueStateSpec
     public void A_run_is_taken_in_one_step_as_far_as_it_follows_on_fits_the_credit_and_holds_no_null()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 4 });
-        h.State.RegisterProducer("p");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         var events = h.Events.Count;
         Assert.Equal(3, h.State.EnqueueSequencedRun("p", 1, new object?[] { "a", "b", "c" }, h.Now));
         Assert.Single(h.Events.Skip(events)); // one event for the run
@@ -418,7 +427,7 @@ public class QueueStateSpec
         Assert.Equal(new[] { "a", "b", "c", "d" }, h.Dispatch().Select(d => (string)d.Delivery.Message));
         Assert.All(h.Dispatched, d => Assert.Equal(c, d.ConsumerId));
 
-        h.State.GrantCredit();
+        h.State.GrantCredit(h.Now);
         Assert.Equal(1, h.State.EnqueueSequencedRun("p", 5, new object?[] { "e", null, "g" }, h.Now)); // stops at the null
         Assert.Equal(0, h.State.EnqueueSequencedRun("p", 5, new object?[] { "e" }, h.Now)); // a resend: one by one
         Assert.Equal(0, h.State.EnqueueSequencedRun("p", 7, new object?[] { "g" }, h.Now)); // a gap: one by one
@@ -439,9 +448,9 @@ public class QueueStateSpec
         Assert.All(h.Dispatch(), d => Assert.Equal(b, d.Consumer)); // b holds 5..6
         Assert.Null(h.State.Ack(a, 2));
         var events = h.Events.Count;
-        var refused = new List<(long DeliveryId, SettleError Error)>();
+        var refused = new List<RefusedStretch>();
         h.State.AckRange(a, 1, 7, refused);
-        Assert.Equal(new (long, SettleError)[] { (2, SettleError.AlreadySettled), (5, SettleError.NotHolder), (6, SettleError.NotHolder), (7, SettleError.UnknownDelivery) }, refused);
+        Assert.Equal(new RefusedStretch[] { new(2, 2, SettleError.AlreadySettled), new(5, 6, SettleError.NotHolder), new(7, 7, SettleError.UnknownDelivery) }, refused);
         Assert.Equal(2, h.Events.Count - events); // stretches 1..1 and 3..4
         Assert.Equal(2, h.State.InFlightCount);
         Assert.Equal(4, h.State.Counters.Acked);
@@ -453,15 +462,15 @@ public class QueueStateSpec
     public void A_run_takes_nothing_while_messages_are_parked_or_the_queue_drains()
     {
         var h = new CoreHarness(Settings(capacity: 2, mode: FullMode.Wait) with { ProducerCredit = 2 });
-        h.State.RegisterProducer("p");
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
         h.State.Enqueue("x", 1, null, h.Now);
         h.State.Enqueue("y", 2, null, h.Now);
         Assert.Equal(EnqueueStatus.Parked, h.State.Enqueue("z", 3, null, h.Now).Status);
         Assert.Equal(0, h.State.EnqueueSequencedRun("p", 1, new object?[] { "a" }, h.Now));
 
         var drained = new CoreHarness(Settings(capacity: 5) with { ProducerCredit = 5 });
-        drained.State.RegisterProducer("p");
-        drained.State.GrantCredit();
+        drained.State.RegisterProducer("p", long.MaxValue, drained.Now);
+        drained.State.GrantCredit(drained.Now);
         drained.State.BeginDrain(drained.Parked);
         Assert.Equal(0, drained.State.EnqueueSequencedRun("p", 1, new object?[] { "a" }, drained.Now));
         Assert.Equal(0, drained.State.Held);
@@ -481,8 +490,8 @@ public class QueueStateSpec
     public void Beyond_credit_a_producer_meets_the_full_mode()
     {
         var h = new CoreHarness(Settings(capacity: 2) with { ProducerCredit = 2 });
-        h.State.RegisterProducer("p");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         h.State.EnqueueSequenced("p", 1, "a", null, h.Now);
         h.State.EnqueueSequenced("p", 2, "b", null, h.Now);
         Assert.Equal(RejectReason.QueueFull, h.State.EnqueueSequenced("p", 3, "c", null, h.Now).Reason);
@@ -492,17 +501,17 @@ public class QueueStateSpec
     public void Credit_tops_up_in_batches_but_at_once_for_a_starved_producer()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 10 });
-        h.State.RegisterProducer("p");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         for (var i = 1; i <= 2; i++) h.State.EnqueueSequenced("p", i, i, null, h.Now);
         var c = h.Consumer(10);
         var ds = h.Dispatch();
         h.State.Ack(c, ds[0].Delivery.DeliveryId);
-        h.State.GrantCredit();
+        h.State.GrantCredit(h.Now);
         Assert.True(h.State.TryGetProducer("p", out _, out var credit));
         Assert.Equal(10, credit); // 8 outstanding, 1 free: not worth a message yet
         for (var i = 3; i <= 10; i++) h.State.EnqueueSequenced("p", i, i, null, h.Now);
-        h.State.GrantCredit();
+        h.State.GrantCredit(h.Now);
         h.State.TryGetProducer("p", out _, out credit);
         Assert.Equal(11, credit); // starved: the single free slot is granted
         h.State.CheckInvariants();
@@ -512,13 +521,13 @@ public class QueueStateSpec
     public void Deactivated_producer_returns_its_credit_and_keeps_its_sequence()
     {
         var h = new CoreHarness(Settings(capacity: 10));
-        h.State.RegisterProducer("p");
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
         h.State.EnqueueSequenced("p", 1, "a", null, h.Now);
-        h.State.DeactivateProducer("p");
+        h.State.DeactivateProducer("p", h.Now);
         Assert.Equal(0, h.State.OutstandingCredit);
         Assert.Equal(RejectReason.NotRegistered, h.State.EnqueueSequenced("p", 2, "b", null, h.Now).Reason);
-        h.State.RegisterProducer("p");
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
         Assert.Equal(EnqueueStatus.Duplicate, h.State.EnqueueSequenced("p", 1, "a", null, h.Now).Status);
     }
 
@@ -563,9 +572,9 @@ public class QueueStateSpec
     public void Drain_stops_accepting_revokes_credit_and_is_done_when_nothing_is_held()
     {
         var h = new CoreHarness(Settings(capacity: 2, FullMode.Wait));
-        h.State.RegisterProducer("p");
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
         h.EnqueueMany(1);
-        h.State.GrantCredit();
+        h.State.GrantCredit(h.Now);
         Assert.Equal(EnqueueStatus.Parked, h.Enqueue("parked").Status);
         var outcomes = new List<ParkedOutcome>();
         h.State.BeginDrain(outcomes);
@@ -599,9 +608,9 @@ public class QueueStateSpec
     public void Replaying_the_events_of_a_run_rebuilds_an_equal_state()
     {
         var h = new CoreHarness(Settings(capacity: 4, FullMode.Wait, maxAttempts: 2) with { ProducerCredit = 2, DeadLetterCapacity = 1 });
-        h.State.RegisterProducer("p", demand: 1);
-        h.State.RequestCredit("p", 2);
-        h.State.GrantCredit();
+        h.State.RegisterProducer("p", 1, h.Now);
+        h.State.RequestCredit("p", 2, h.Now);
+        h.State.GrantCredit(h.Now);
         h.State.EnqueueSequenced("p", 1, "s1", null, h.Now);
         h.State.EnqueueSequenced("p", 2, "s2", null, h.Now);
         h.EnqueueMany(2);
@@ -618,7 +627,7 @@ public class QueueStateSpec
         h.State.Pull(b, 5);
         foreach (var (_, d) in h.Dispatch()) h.State.Nack(b, d.DeliveryId, TimeSpan.Zero, "poison", h.Now, out _);
         h.State.RedriveAll();
-        h.State.DeactivateProducer("p");
+        h.State.DeactivateProducer("p", h.Now);
         h.State.RecordInvalid();
         h.State.BeginDrain(new List<ParkedOutcome>());
         h.Enqueue("late");

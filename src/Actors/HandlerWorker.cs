@@ -1,0 +1,188 @@
+using System.Diagnostics;
+using ActorQueue.Core;
+using ActorQueue.Metrics;
+using ActorQueue.Protocol;
+using Akka.Actor;
+
+namespace ActorQueue;
+
+/// <summary>The outcome of one handler call, reported back to the <see cref="ConsumerActor"/>.</summary>
+internal readonly record struct HandlerResult(long DeliveryId, bool Succeeded, string? Failure);
+
+/// <summary>
+/// Sent by a <see cref="HandlerWorker"/> to its consumer: the results so far, and whether the worker finished its chunk
+/// (<see cref="Finished"/>) or only went asynchronous in the middle of it (its unstarted rest may be taken back).
+/// </summary>
+internal sealed class WorkerReport(HandlerWorker worker, List<HandlerResult> results, bool finished, long elapsedTicks) : IInternalMessage
+{
+    public HandlerWorker Worker { get; } = worker;
+    public List<HandlerResult> Results { get; } = results;
+    public bool Finished { get; } = finished;
+
+    /// <summary>Stopwatch ticks the reported handlers took, for the consumer's estimate of a handler's cost.</summary>
+    public long ElapsedTicks { get; } = elapsedTicks;
+}
+
+/// <summary>
+/// One handler slot of a <see cref="ConsumerActor"/>: runs a chunk of deliveries, one after another, on the thread pool,
+/// never on the consumer's own thread, so a handler that blocks cannot stop the consumer from reporting progress. Each
+/// delivery is claimed with one interlocked step before its handler starts, so the consumer can take back, at any moment,
+/// exactly the deliveries whose handler has not started (<see cref="TakeBackUnstarted"/>).
+/// </summary>
+internal sealed class HandlerWorker : IThreadPoolWorkItem
+{
+    /// <summary>The most deliveries one chunk holds.</summary>
+    public const int MaxChunk = 64;
+
+    private readonly IActorRef _consumer;
+    private readonly IQueueHandler _handler;
+    private readonly IScheduler _scheduler;
+    private readonly Delivery[] _chunk = new Delivery[MaxChunk];
+    private int _count;
+    private int _next;
+    private List<HandlerResult> _results = new();
+    private CancellationTokenSource _cancellation = new();
+    private long _currentId;
+    private long _currentStartedTicks;
+    private volatile bool _abandoned;
+    private long _reportStarted;
+
+    public HandlerWorker(IActorRef consumer, IQueueHandler handler, IScheduler scheduler)
+    {
+        _consumer = consumer;
+        _handler = handler;
+        _scheduler = scheduler;
+    }
+
+    /// <summary>Whether a chunk is running (set and read by the consumer only).</summary>
+    public bool Busy { get; private set; }
+
+    /// <summary>The delivery whose handler the consumer nacked for running past handler-timeout (consumer only).</summary>
+    public long TimedOutId { get; set; }
+
+    /// <summary>The metrics tag of the queue (set by the consumer when it learns the queue's name).</summary>
+    public KeyValuePair<string, object?> QueueTag { get; set; }
+
+    /// <summary>The delivery whose handler is running now, or 0.</summary>
+    public long CurrentId => Volatile.Read(ref _currentId);
+
+    /// <summary>When the running handler started (scheduler time, UTC ticks).</summary>
+    public DateTimeOffset CurrentStartedAt => new(Volatile.Read(ref _currentStartedTicks), TimeSpan.Zero);
+
+    /// <summary>Starts a chunk taken from the front of <paramref name="buffer"/> (consumer only).</summary>
+    public void Start(RingBuffer<Delivery> buffer, int count)
+    {
+        count = Math.Min(Math.Min(count, MaxChunk), buffer.Count);
+        for (var i = 0; i < count; i++) _chunk[i] = buffer.PopFront();
+        _count = count;
+        Volatile.Write(ref _next, 0);
+        Busy = true;
+        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+    }
+
+    /// <summary>
+    /// Takes back the deliveries of the chunk whose handler has not started, in order, onto the front of
+    /// <paramref name="buffer"/> (consumer only); none will start after this.
+    /// </summary>
+    public int TakeBackUnstarted(RingBuffer<Delivery> buffer)
+    {
+        if (!Busy) return 0;
+        var from = Interlocked.Exchange(ref _next, _count);
+        for (var i = _count - 1; i >= from; i--) buffer.PushFront(_chunk[i]);
+        return Math.Max(0, _count - from);
+    }
+
+    /// <summary>The deliveries of the chunk not started yet (a snapshot, for progress reports).</summary>
+    public void CopyUnstarted(List<long> output)
+    {
+        if (!Busy) return;
+        for (var i = Math.Max(0, Volatile.Read(ref _next)); i < _count; i++) output.Add(_chunk[i].DeliveryId);
+    }
+
+    /// <summary>The consumer took the report of a finished chunk: the worker is free again (consumer only).</summary>
+    public void Finished() => Busy = false;
+
+    /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs).</summary>
+    public void Cancel(long deliveryId = 0)
+    {
+        var cancellation = _cancellation;
+        if (deliveryId != 0 && CurrentId != deliveryId) return;
+        try
+        {
+            cancellation.Cancel();
+        }
+        catch (Exception e) when (e is AggregateException or ObjectDisposedException)
+        {
+            // A handler's cancellation callback threw (its own outcome reports that), or the handler has just ended.
+        }
+    }
+
+    /// <summary>The consumer stopped: take nothing more, and report nothing.</summary>
+    public void Abandon()
+    {
+        _abandoned = true;
+        Interlocked.Exchange(ref _next, _count);
+        Cancel();
+    }
+
+    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
+
+    private async Task RunAsync()
+    {
+        _reportStarted = Stopwatch.GetTimestamp();
+        while (true)
+        {
+            var i = Interlocked.Increment(ref _next) - 1;
+            if (i >= _count || _abandoned) break;
+            var delivery = _chunk[i];
+            Volatile.Write(ref _currentStartedTicks, _scheduler.Now.UtcTicks);
+            Volatile.Write(ref _currentId, delivery.DeliveryId);
+            var started = Stopwatch.GetTimestamp();
+            Task task;
+            try
+            {
+                task = _handler.HandleAsync(delivery, _cancellation.Token)
+                       ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+            }
+            catch (Exception e)
+            {
+                task = Task.FromException(e);
+            }
+            if (!task.IsCompleted)
+            {
+                // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
+                Report(finished: false);
+                try
+                {
+                    await task.ConfigureAwait(false);
+                }
+                catch
+                {
+                    // The outcome is read from the task below.
+                }
+            }
+            if (ActorQueueMetrics.HandlerTime.Enabled)
+                ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
+            _results.Add(task.IsCompletedSuccessfully
+                ? new HandlerResult(delivery.DeliveryId, true, null)
+                : new HandlerResult(delivery.DeliveryId, false, task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}"));
+            Volatile.Write(ref _currentId, 0);
+            if (_cancellation.IsCancellationRequested)
+            {
+                _cancellation.Dispose();
+                _cancellation = new CancellationTokenSource();
+            }
+        }
+        Report(finished: true);
+    }
+
+    private void Report(bool finished)
+    {
+        if (_abandoned) return;
+        var results = _results;
+        _results = new List<HandlerResult>();
+        var now = Stopwatch.GetTimestamp();
+        _consumer.Tell(new WorkerReport(this, results, finished, now - _reportStarted));
+        _reportStarted = now;
+    }
+}
