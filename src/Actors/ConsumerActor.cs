@@ -196,7 +196,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
         else
         {
-            // It went asynchronous: what it has not started goes to free workers instead of waiting behind it.
+            // It went asynchronous or is slow: what it has not started goes to free workers instead of waiting behind it.
             _lastAsync = Now;
             w.TakeBackUnstarted(_buffer);
         }

@@ -11,7 +11,7 @@ internal readonly record struct HandlerResult(long DeliveryId, bool Succeeded, s
 
 /// <summary>
 /// Sent by a <see cref="HandlerWorker"/> to its consumer: the results so far, and whether the worker finished its chunk
-/// (<see cref="Finished"/>) or only went asynchronous in the middle of it (its unstarted rest may be taken back).
+/// (<see cref="Finished"/>) or is only part-way, gone asynchronous or slow (its unstarted rest may be taken back).
 /// </summary>
 internal sealed class WorkerReport(HandlerWorker worker, List<HandlerResult> results, bool finished, long elapsedTicks) : IInternalMessage
 {
@@ -24,15 +24,20 @@ internal sealed class WorkerReport(HandlerWorker worker, List<HandlerResult> res
 }
 
 /// <summary>
-/// One handler slot of a <see cref="ConsumerActor"/>: runs a chunk of deliveries, one after another, on the thread pool,
-/// never on the consumer's own thread, so a handler that blocks cannot stop the consumer from reporting progress. Each
-/// delivery is claimed with one interlocked step before its handler starts, so the consumer can take back, at any moment,
-/// exactly the deliveries whose handler has not started (<see cref="TakeBackUnstarted"/>).
+/// One handler slot of a <see cref="ConsumerActor"/>: runs a chunk of deliveries, one after another, on a thread of its
+/// own, never on the consumer's thread nor on the shared thread pool, so a handler that blocks (synchronous I/O,
+/// Thread.Sleep) can neither stop the consumer from reporting progress nor starve the actors of threads. A handler that
+/// awaits continues on the thread pool as usual. Each delivery is claimed with one interlocked step before its handler
+/// starts, so the consumer can take back, at any moment, exactly the deliveries whose handler has not started
+/// (<see cref="TakeBackUnstarted"/>).
 /// </summary>
-internal sealed class HandlerWorker : IThreadPoolWorkItem
+internal sealed class HandlerWorker
 {
     /// <summary>The most deliveries one chunk holds.</summary>
     public const int MaxChunk = 64;
+
+    // A chunk running longer than this reports what it finished at once, so that slow handlers' acks are not held back.
+    private static readonly long ReportAfter = Stopwatch.Frequency / 200; // 5 ms
 
     private readonly IActorRef _consumer;
     private readonly IQueueHandler _handler;
@@ -44,6 +49,8 @@ internal sealed class HandlerWorker : IThreadPoolWorkItem
     private CancellationTokenSource _cancellation = new();
     private long _currentId;
     private long _currentStartedTicks;
+    private readonly SemaphoreSlim _go = new(0);
+    private Thread? _thread;
     private volatile bool _abandoned;
     private long _reportStarted;
 
@@ -77,7 +84,23 @@ internal sealed class HandlerWorker : IThreadPoolWorkItem
         _count = count;
         Volatile.Write(ref _next, 0);
         Busy = true;
-        ThreadPool.UnsafeQueueUserWorkItem(this, preferLocal: false);
+        if (_thread is null)
+        {
+            _thread = new Thread(Loop) { IsBackground = true, Name = "actor-queue-handler" };
+            _thread.Start();
+        }
+        _go.Release();
+    }
+
+    // The slot's own thread: runs each chunk's synchronous part, and goes back to waiting when a handler awaits.
+    private void Loop()
+    {
+        while (true)
+        {
+            _go.Wait();
+            if (_abandoned) return;
+            _ = RunAsync();
+        }
     }
 
     /// <summary>
@@ -117,15 +140,14 @@ internal sealed class HandlerWorker : IThreadPoolWorkItem
         }
     }
 
-    /// <summary>The consumer stopped: take nothing more, and report nothing.</summary>
+    /// <summary>The consumer stopped: take nothing more, report nothing, and let the thread end.</summary>
     public void Abandon()
     {
         _abandoned = true;
         Interlocked.Exchange(ref _next, _count);
         Cancel();
+        if (_thread is not null) _go.Release();
     }
-
-    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
 
     private async Task RunAsync()
     {
@@ -172,6 +194,7 @@ internal sealed class HandlerWorker : IThreadPoolWorkItem
                 _cancellation.Dispose();
                 _cancellation = new CancellationTokenSource();
             }
+            if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter && Volatile.Read(ref _next) < _count) Report(finished: false);
         }
         Report(finished: true);
     }

@@ -252,12 +252,12 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             _consumerRefs.Add(id, Sender);
             Context.Watch(Sender);
             _log.Debug("Queue {0}: consumer {1} registered as {2}", _name, Sender, id);
-            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
+            Send(Sender, new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
         }
         else if (m.Epoch != epoch)
         {
             // It did not hear its registration (lost on the way): say it again.
-            Sender.Tell(new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
+            Send(Sender, new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
         }
         _state.Pull(id, m.Window);
         RequestFlush();

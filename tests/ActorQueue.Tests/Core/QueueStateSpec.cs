@@ -660,4 +660,32 @@ public class QueueStateSpec
         var error = Assert.Throws<QueueInvariantException>(state.CheckInvariants);
         Assert.Contains("exceeds capacity", error.Message);
     }
+
+    [Fact]
+    public void Extended_deliveries_keep_their_new_deadlines_whatever_order_they_are_extended_and_settled_in()
+    {
+        var h = new CoreHarness(Settings() with { AckTimeout = TimeSpan.FromSeconds(2) });
+        h.EnqueueMany(3);
+        var c = h.Consumer(3);
+        var ids = h.Dispatch().Select(d => d.Delivery.DeliveryId).ToArray();
+        for (var round = 0; round < 5; round++)
+        {
+            h.Tick(TimeSpan.FromSeconds(1));
+            foreach (var i in new[] { 1, 2, 0 }) Assert.Null(h.State.Extend(c, ids[i], h.Now));
+            h.State.CheckInvariants();
+        }
+        Assert.Null(h.State.Ack(c, ids[0]));
+        for (var round = 0; round < 3; round++)
+        {
+            h.Tick(TimeSpan.FromSeconds(1));
+            Assert.Empty(h.Revoked);
+            foreach (var i in new[] { 2, 1 }) Assert.Null(h.State.Extend(c, ids[i], h.Now));
+            h.State.CheckInvariants();
+        }
+        h.Tick(TimeSpan.FromSeconds(1.5));
+        Assert.Empty(h.Revoked);
+        h.Tick(TimeSpan.FromSeconds(0.5));
+        Assert.Equal(new[] { ids[2], ids[1] }, h.Revoked.Select(r => r.DeliveryId));
+        h.State.CheckInvariants();
+    }
 }
