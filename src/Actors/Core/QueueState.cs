@@ -84,7 +84,19 @@ internal sealed partial class QueueState
     /// millisecond since the Unix epoch, so a later incarnation starts above any id an earlier one issued unless it
     /// delivered over a billion messages a second.
     /// </summary>
-    public static long DeliveryIdEpoch(TimeSpan now) => (Math.Max(1L, (long)now.TotalMilliseconds) << 20) + 1;
+    public static long DeliveryIdEpoch(TimeSpan now)
+    {
+        // Within one process, strictly increasing even for incarnations started in the same millisecond.
+        var epoch = (Math.Max(1L, (long)now.TotalMilliseconds) << 20) + 1;
+        while (true)
+        {
+            var last = Volatile.Read(ref _lastEpoch);
+            var next = Math.Max(epoch, last + (1L << 20));
+            if (Interlocked.CompareExchange(ref _lastEpoch, next, last) == last) return next;
+        }
+    }
+
+    private static long _lastEpoch;
 
     public QueueSettings Settings => _settings;
     public int Capacity => _settings.Capacity;

@@ -198,7 +198,7 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     public async Task Consumer_must_detach_from_the_queue_when_restarted_in_place()
     {
         var queue = CreateTestProbe();
-        var supervisor = Sys.ActorOf(Props.Create(() => new RestartingParent(ConsumerActor.Props(queue.Ref, new RecordingHandler(), Settings))));
+        var supervisor = Sys.ActorOf(RestartingParent.Props(ConsumerActor.Props(queue.Ref, new RecordingHandler(), Settings), "consumer"));
         await queue.ExpectMsgAsync<Pull>();
         var consumer = await supervisor.Ask<IActorRef>("child");
         consumer.Tell(Kill.Instance);
@@ -229,17 +229,5 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         int current;
         while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current) { }
-    }
-
-    /// <summary>Restarts its one child on any failure, Kill included.</summary>
-    private sealed class RestartingParent : ReceiveActor
-    {
-        public RestartingParent(Props child)
-        {
-            var c = Context.ActorOf(child, "consumer");
-            Receive<string>(_ => Sender.Tell(c));
-        }
-
-        protected override SupervisorStrategy SupervisorStrategy() => new OneForOneStrategy(_ => Directive.Restart);
     }
 }

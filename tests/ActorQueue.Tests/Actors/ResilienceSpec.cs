@@ -137,4 +137,250 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         }
         Assert.Equal(5, (await queue.StatsAsync()).Acked);
     }
+
+    // 5. A message that crashed its consumer had the innocent deliveries beside it dead-lettered, never handled.
+    [Fact]
+    public async Task A_message_that_crashes_its_consumer_is_dead_lettered_alone_and_its_neighbours_are_handled()
+    {
+        var queues = Sys.ActorQueues();
+        var queue = await queues.CreateQueueAsync("poisoned", Specs.Queue(capacity: 50) with { MaxAttempts = 3 });
+        for (var i = 0; i < 10; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        queue.Tell(new Enqueue("poison"), ActorRefs.NoSender);
+        for (var i = 10; i < 20; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        var handled = new ConcurrentDictionary<int, int>();
+        var supervisor = new TaskCompletionSource<IActorRef>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var handler = QueueHandler.From(async (d, ct) =>
+        {
+            if (d.Message is "poison")
+            {
+                // A native crash or a stack overflow: the message takes its consumer down while it runs.
+                Sys.ActorSelection((await supervisor.Task).Path / "consumer").Tell(Kill.Instance);
+                await Task.Delay(Timeout.Infinite, ct);
+            }
+            await Task.Delay(20, ct);
+            handled.AddOrUpdate((int)d.Message, 1, (_, n) => n + 1);
+        });
+        supervisor.SetResult(await queues.StartConsumerAsync("poisoned", handler, Quick with { Prefetch = 21, Concurrency = 4 }));
+
+        await AwaitAssertAsync(async () =>
+        {
+            var stats = await queue.StatsAsync();
+            Assert.Equal((20L, 1), (stats.Acked, stats.Dead));
+        }, TimeSpan.FromSeconds(20));
+        var dead = (await queue.Ask<DeadLetterList>(new GetDeadLetters(), TimeSpan.FromSeconds(3))).Items.Single();
+        Assert.Equal(("poison", 3), (dead.Message, dead.Attempts));
+        Assert.Contains("crashes its consumer", dead.Reason);
+        Assert.Equal(Enumerable.Range(0, 20), handled.Keys.Order());
+    }
+
+    // 5. An attempt counts only when a handler started: what a stopping consumer never started keeps its count.
+    [Fact]
+    public async Task Deliveries_a_stopping_consumer_never_started_go_back_with_their_attempt_uncounted()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 20) with { MaxAttempts = 1 });
+        for (var i = 0; i < 6; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        var running = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var first = Sys.ActorOf(ConsumerActor.Props(queue, async (_, ct) =>
+        {
+            running.TrySetResult();
+            await Task.Delay(Timeout.Infinite, ct);
+        }, new ConsumerSettings { Prefetch = 6, Concurrency = 1 }));
+        await running.Task.WaitAsync(TimeSpan.FromSeconds(3));
+        Sys.Stop(first);
+        var attempts = new ConcurrentDictionary<int, int>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            attempts[(int)d.Message] = d.Attempt;
+            return Task.CompletedTask;
+        }, Quick));
+        // With max-attempts 1 only the one that was running is spent (dead-lettered); the five never started are handled.
+        await AwaitAssertAsync(async () => Assert.Equal((5L, 1), ((await queue.StatsAsync()).Acked, (await queue.StatsAsync()).Dead)), TimeSpan.FromSeconds(5));
+        Assert.Equal(5, attempts.Count);
+        Assert.All(attempts.Values, a => Assert.Equal(1, a));
+    }
+
+    // 6. Consumers never came back to a queue restarted by the user's supervisor.
+    [Fact]
+    public async Task Consumers_and_producers_reattach_by_themselves_to_a_queue_restarted_in_place()
+    {
+        var parent = Sys.ActorOf(RestartingParent.Props(QueueActor.Props("q", Specs.Queue(capacity: 50))));
+        var queue = await parent.Ask<IActorRef>("child", TimeSpan.FromSeconds(3));
+        var handled = new ConcurrentQueue<object>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            handled.Enqueue(d.Message);
+            return Task.CompletedTask;
+        }, Quick));
+        var producer = Sys.ActorOf(ProducerActor.Props(queue, "p", new ProducerSettings { ResendInterval = TimeSpan.FromMilliseconds(300) }));
+        producer.Tell(new Produce("before", 1));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await AwaitConditionAsync(() => Task.FromResult(handled.Contains("before")));
+
+        queue.Tell(Kill.Instance); // restarted in place: same ref, a new incarnation that knows no one
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Consumers), TimeSpan.FromSeconds(3));
+        producer.Tell(new Produce("after", 2));
+        await ExpectMsgAsync(new EnqueueAccepted(2), TimeSpan.FromSeconds(5));
+        await AwaitConditionAsync(() => Task.FromResult(handled.Contains("after")), TimeSpan.FromSeconds(5));
+    }
+
+    // 6. Delivery ids are unique across incarnations: an ack from before a restart settles nothing after it.
+    [Fact]
+    public async Task A_late_ack_from_before_a_restart_never_settles_a_delivery_of_the_new_incarnation()
+    {
+        var parent = Sys.ActorOf(RestartingParent.Props(QueueActor.Props("q", Specs.Queue())));
+        var queue = await parent.Ask<IActorRef>("child", TimeSpan.FromSeconds(3));
+        var consumer = CreateTestProbe();
+        queue.Tell(new Pull(5), consumer);
+        var before = await consumer.ExpectMsgAsync<ConsumerRegistered>();
+        queue.Tell(new Enqueue("old"));
+        var old = (await consumer.ExpectMsgAsync<DeliveryBatch>())[0];
+
+        queue.Tell(Kill.Instance);
+        queue.Tell(new Enqueue("new"));
+        queue.Tell(new Pull(5, before.Epoch), consumer);
+        var after = await consumer.ExpectMsgAsync<ConsumerRegistered>();
+        Assert.True(after.Epoch > old.DeliveryId, "the new incarnation delivers above every id the old one used");
+        var fresh = (await consumer.ExpectMsgAsync<DeliveryBatch>())[0];
+        Assert.Equal("new", fresh.Message);
+        queue.Tell(new Ack(old.DeliveryId), consumer);
+        Assert.Equal(new SettleRejected(old.DeliveryId, SettleError.UnknownDelivery), await consumer.ExpectMsgAsync<SettleRejected>());
+        Assert.Equal(1, (await queue.StatsAsync()).InFlight);
+    }
+
+    // 6. A consumer stopped for good when its queue terminated; it now looks for a new one at the same path.
+    [Fact]
+    public async Task A_consumer_attaches_to_a_new_queue_at_the_same_path_after_its_queue_terminates()
+    {
+        var queue = NewQueue(Specs.Queue(), "reborn");
+        var handled = new ConcurrentQueue<object>();
+        var consumer = Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            handled.Enqueue(d.Message);
+            return Task.CompletedTask;
+        }, Quick with { ReattachTimeout = TimeSpan.FromSeconds(10) }));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Consumers));
+        Watch(queue);
+        Sys.Stop(queue);
+        await ExpectTerminatedAsync(queue);
+        var again = NewQueue(Specs.Queue(), "reborn");
+        again.Tell(new Enqueue("hello"), ActorRefs.NoSender);
+        await AwaitConditionAsync(() => Task.FromResult(handled.Contains("hello")), TimeSpan.FromSeconds(10));
+        Watch(consumer);
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+    }
+
+    // 7. Silence after a drain: a late client got "no queue named", a producer's Produce no answer at all.
+    [Fact]
+    public async Task Every_call_after_a_drain_is_answered_closed()
+    {
+        var queues = Sys.ActorQueues();
+        var queue = await queues.CreateQueueAsync("closing", Specs.Queue());
+        var producer = await queues.StartProducerAsync("closing", "early");
+        Watch(queue);
+        queue.Tell(Drain.Instance);
+        await ExpectMsgAsync(new Drained("closing"));
+        await ExpectTerminatedAsync(queue);
+
+        await using var client = new QueueClient<string>(Sys, "closing");
+        await AwaitAssertAsync(async () => await Assert.ThrowsAsync<QueueClosedException>(() => client.EnqueueAsync("late")));
+        await Assert.ThrowsAsync<QueueClosedException>(() => client.TryEnqueueAsync("late"));
+        await Assert.ThrowsAsync<QueueClosedException>(() => client.GetStatsAsync());
+        var reply = await producer.Ask<IEnqueueReply>(new Produce("late", 9), TimeSpan.FromSeconds(3));
+        Assert.Equal(RejectReason.QueueStopped, Assert.IsType<EnqueueRejected>(reply).Reason);
+    }
+
+    // 8. DisposeAsync left callers hanging.
+    [Fact]
+    public async Task Disposing_a_client_answers_every_pending_call_promptly_and_half_enqueues_nothing()
+    {
+        var queues = Sys.ActorQueues();
+        for (var round = 0; round < 5; round++)
+        {
+            var name = $"disposing-{round}";
+            var queue = await queues.CreateQueueAsync(name, Specs.Queue(capacity: 20, FullMode.Wait) with { FullWaitTimeout = TimeSpan.FromSeconds(30) });
+            var handled = new ConcurrentDictionary<int, int>();
+            var consumer = QueueHandler.From(async (d, _) =>
+            {
+                await Task.Delay(2);
+                handled.AddOrUpdate((int)d.Message, 1, (_, n) => n + 1);
+            });
+            // Odd rounds: no consumer until after the dispose, so the queue is full and callers wait for room.
+            if (round % 2 == 0) await queues.StartConsumerAsync(name, consumer, Quick with { Prefetch = 4, Concurrency = 1 });
+            // Rounds vary what callers are doing when the client goes: waiting for an answer, for room, for a pending slot,
+            // still connecting, or with a cancellation token of their own.
+            var client = new QueueClient<int>(Sys, name, new QueueClientOptions { MaxPending = round == 2 ? 2 : 1000 });
+            using var callerToken = new CancellationTokenSource();
+            var token = round == 4 ? callerToken.Token : CancellationToken.None;
+            var accepted = new ConcurrentBag<int>();
+            var next = 0;
+            var callers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+            {
+                while (true)
+                {
+                    var n = Interlocked.Increment(ref next);
+                    try
+                    {
+                        await client.EnqueueAsync(n, token);
+                        accepted.Add(n);
+                    }
+                    catch (Exception e) when (e is QueueClosedException or OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+            })).ToArray();
+            if (round != 3) await AwaitConditionAsync(() => Task.FromResult(accepted.Count >= 20), TimeSpan.FromSeconds(10));
+            await client.DisposeAsync();
+            var all = Task.WhenAll(callers);
+            Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(5))));
+            if (round % 2 == 1) await queues.StartConsumerAsync(name, consumer, Quick with { Prefetch = 4, Concurrency = 1 });
+
+            // Every message the queue took was reported accepted to its caller, and the other way round.
+            await AwaitAssertAsync(async () => Assert.Equal(0, (await queue.StatsAsync()).Held), TimeSpan.FromSeconds(10));
+            Assert.Equal(accepted.Order(), handled.Keys.Order());
+        }
+    }
+
+    // 9. One lost message stalled the protocol for good.
+    [Theory]
+    [InlineData(0.01, 1)]
+    [InlineData(0.05, 2)]
+    [InlineData(0.20, 3)]
+    public async Task Over_a_link_that_loses_messages_both_ways_nothing_is_lost_nothing_stalls_and_duplicates_say_so(double loss, int seed)
+    {
+        const int total = 300;
+        var queue = NewQueue(Specs.Queue(capacity: 40, FullMode.Wait) with
+        {
+            AckTimeout = TimeSpan.FromMilliseconds(500), MaxAttempts = 1000, FullWaitTimeout = TimeSpan.FromSeconds(30),
+            CreditLease = TimeSpan.FromMilliseconds(500),
+        });
+        var handled = new ConcurrentQueue<(int Message, int Attempt)>();
+        var handler = QueueHandler.From((d, _) =>
+        {
+            handled.Enqueue(((int)d.Message, d.Attempt));
+            return Task.CompletedTask;
+        });
+        for (var c = 0; c < 2; c++)
+        {
+            var link = Sys.ActorOf(LossyLink.Props(queue, loss, loss, seed * 10 + c));
+            Sys.ActorOf(ConsumerActor.Props(link, handler, Quick with { Prefetch = 8 }));
+        }
+        var producerLink = Sys.ActorOf(LossyLink.Props(queue, loss, loss, seed * 10 + 9));
+        var producer = Sys.ActorOf(ProducerActor.Props(producerLink, "lossy", new ProducerSettings { BufferSize = total, ResendInterval = TimeSpan.FromMilliseconds(300) }));
+        for (var i = 0; i < total; i++) producer.Tell(new Produce(i, i));
+
+        // Every message is accepted (the producer's callers all hear so) and handled.
+        var accepted = new HashSet<long>();
+        while (accepted.Count < total) accepted.Add(Assert.IsType<EnqueueAccepted>(await ExpectMsgAsync<IEnqueueReply>(TimeSpan.FromSeconds(30))).CorrelationId);
+        await AwaitAssertAsync(() =>
+        {
+            Assert.Equal(total, handled.Select(h => h.Message).Distinct().Count());
+            return Task.CompletedTask;
+        }, TimeSpan.FromSeconds(60));
+        await AwaitAssertAsync(async () => Assert.Equal(0, (await queue.StatsAsync()).Held), TimeSpan.FromSeconds(30));
+        Assert.Equal(0, (await queue.StatsAsync()).Dead);
+        // Each message is handled as a first attempt at most once: every duplicate says Attempt > 1.
+        foreach (var group in handled.GroupBy(h => h.Message))
+            Assert.True(group.Count(h => h.Attempt == 1) <= 1, $"message {group.Key} was handled twice as a first attempt");
+    }
 }
