@@ -25,6 +25,9 @@ public sealed class QueueGuardian : UntypedActor
     // Queues that stopped (drained or failed), so that a late caller hears "closed" rather than "no such queue".
     private readonly HashSet<string> _stopped = new(StringComparer.Ordinal);
     private readonly Queue<string> _stoppedOrder = new();
+    // The producers and consumers started for each queue: told when it stops, since a queue of the guardian never comes back.
+    private readonly Dictionary<string, HashSet<IActorRef>> _clients = new(StringComparer.Ordinal);
+    private readonly Dictionary<IActorRef, string> _clientQueues = new();
     private int _consumerCount;
 
     /// <summary>The most stopped queue names remembered; the oldest is forgotten beyond it.</summary>
@@ -87,7 +90,7 @@ public sealed class QueueGuardian : UntypedActor
             case StartProducer m: HandleStartProducer(m); break;
             case StartConsumer m: HandleStartConsumer(m); break;
             case DrainAll: HandleDrainAll(); break;
-            case Terminated m: ForgetQueue(m.ActorRef); break;
+            case Terminated m: HandleTerminated(m.ActorRef); break;
             default: Unhandled(message); break;
         }
     }
@@ -125,7 +128,9 @@ public sealed class QueueGuardian : UntypedActor
             Sender.Tell(new Status.Failure(new InvalidOperationException($"Producer '{m.ProducerId}' of queue {m.QueueName} is already running.")));
             return;
         }
-        Sender.Tell(new ProducerStarted(Context.ActorOf(ProducerActor.Props(queue, m.ProducerId, settings), name)));
+        var producer = Context.ActorOf(ProducerActor.Props(queue, m.ProducerId, settings), name);
+        Track(m.QueueName, producer);
+        Sender.Tell(new ProducerStarted(producer));
     }
 
     private void HandleStartConsumer(StartConsumer m)
@@ -141,7 +146,9 @@ public sealed class QueueGuardian : UntypedActor
         // sees the old one terminate and redelivers what it held.
         var options = Backoff.OnFailure(ConsumerActor.Props(queue, m.Handler, s), "consumer", s.RestartMinBackoff, s.RestartMaxBackoff, s.RestartRandomFactor, -1)
             .WithSupervisorStrategy(new OneForOneStrategy(Decider.From(_ => Directive.Restart)));
-        Sender.Tell(new ConsumerStarted(Context.ActorOf(BackoffSupervisor.Props(options), $"consumer-{m.QueueName}-{n}")));
+        var consumer = Context.ActorOf(BackoffSupervisor.Props(options), $"consumer-{m.QueueName}-{n}");
+        Track(m.QueueName, consumer);
+        Sender.Tell(new ConsumerStarted(consumer));
     }
 
     private void HandleDrainAll()
@@ -151,12 +158,34 @@ public sealed class QueueGuardian : UntypedActor
         Context.ActorOf(Akka.Actor.Props.Create(() => new DrainCoordinator(queues, replyTo)));
     }
 
+    private void Track(string queueName, IActorRef client)
+    {
+        if (!_clients.TryGetValue(queueName, out var set)) _clients[queueName] = set = new HashSet<IActorRef>();
+        set.Add(client);
+        _clientQueues[client] = queueName;
+        Context.Watch(client);
+    }
+
+    private void HandleTerminated(IActorRef actor)
+    {
+        if (_clientQueues.Remove(actor, out var queueName))
+        {
+            if (_clients.TryGetValue(queueName, out var set) && set.Remove(actor) && set.Count == 0) _clients.Remove(queueName);
+            return;
+        }
+        ForgetQueue(actor);
+    }
+
     private void ForgetQueue(IActorRef queue)
     {
         foreach (var (name, q) in _queues)
         {
             if (!q.Equals(queue)) continue;
             _queues.Remove(name);
+            // Its producers close (answering every Produce with QueueStopped) and its consumers stop, at once, even those
+            // that never reached it before it stopped.
+            if (_clients.TryGetValue(name, out var clients))
+                foreach (var client in clients) client.Tell(new Drained(name));
             if (_stopped.Add(name))
             {
                 _stoppedOrder.Enqueue(name);
