@@ -37,3 +37,4 @@ internal sealed record RetryDue(long MessageId) : QueueEvent;
 internal sealed record DeadLetterRedriven(long MessageId) : QueueEvent;
 internal sealed record DeadLetterEvicted(long MessageId) : QueueEvent;
 internal sealed record DrainStarted : QueueEvent;
+internal sealed record Recovered(long FirstDeliveryId, TimeSpan At) : QueueEvent;

@@ -36,6 +36,7 @@ internal sealed partial class QueueState
             case DeadLetterRedriven x: OnDeadLetterRedriven(x.MessageId); break;
             case DeadLetterEvicted x: OnDeadLetterEvicted(x.MessageId); break;
             case DrainStarted: OnDrainStarted(); break;
+            case Recovered x: OnRecovered(x.FirstDeliveryId, x.At); break;
             default: throw new QueueInvariantException($"Unknown queue event {e.GetType().Name}.");
         }
     }
@@ -372,6 +373,23 @@ internal sealed partial class QueueState
             p.CreditSeqNr = p.LastSeqNr;
             MarkDirty(p);
         }
+    }
+
+    // A new incarnation: what was in flight goes back (attempt counted), consumers are forgotten, producers go inactive.
+    private void OnRecovered(long firstDeliveryId, TimeSpan at)
+    {
+        var ids = _inFlight.Keys.ToArray();
+        Array.Sort(ids);
+        foreach (var id in ids) _redeliver.PushBack(Settle(id).Message with { Suspect = false });
+        _consumers.Clear();
+        _hungry.Clear();
+        foreach (var p in _activeProducerList.ToArray())
+        {
+            OnProducerDeactivated(p.Id);
+            p.InactiveSince = at;
+        }
+        _firstDeliveryId = firstDeliveryId;
+        _lastDeliveryId = firstDeliveryId - 1;
     }
 
     private void MarkDirty(ProducerState p)

@@ -21,7 +21,7 @@ internal sealed partial class QueueState
     private readonly Random _random;
     private readonly Action<QueueEvent>? _recorder;
     private readonly IQueueObserver? _observer;
-    private readonly long _firstDeliveryId;
+    private long _firstDeliveryId;
 
     // New messages in acceptance order; redeliveries (deadline missed, returned, retry due) go to their own ring,
     // served first so they overtake new work; suspects (their consumer died while they ran) wait for a consumer
@@ -734,6 +734,30 @@ internal sealed partial class QueueState
         var n = 0;
         while (_dead.Count > 0 && Redrive(_dead.PeekFront().Message.MessageId)) n++;
         return n;
+    }
+
+    /// <summary>
+    /// The recovery step of a new incarnation, after the events of the old one were replayed: parked messages (never
+    /// accepted) are rejected into <paramref name="parkedOutcomes"/>; every delivery that was in flight goes back ahead of
+    /// new work with its attempt counted (its handler may have run), or to the dead-letter store if that was its last;
+    /// consumers are forgotten and producers are inactive until they register again (their sequence numbers kept);
+    /// deliveries continue from <paramref name="firstDeliveryId"/>, above every id used before.
+    /// </summary>
+    public void Recover(long firstDeliveryId, TimeSpan now, List<ParkedOutcome> parkedOutcomes)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(firstDeliveryId, _lastDeliveryId);
+        RejectAllParked(RejectReason.QueueStopped, "The queue restarted before room freed up.", parkedOutcomes);
+        _scratchIds.Clear();
+        _scratchIds.AddRange(_inFlight.Keys);
+        _scratchIds.Sort();
+        foreach (var id in _scratchIds)
+        {
+            var d = _inFlight[id];
+            if (d.Message.Attempts < _settings.MaxAttempts) continue;
+            DeadLetter(id, $"the queue restarted while it was in flight on attempt {d.Message.Attempts} of {_settings.MaxAttempts}", now, nacked: false);
+        }
+        OnRecovered(firstDeliveryId, now);
+        Record(static (f, t) => new Recovered(f, TimeSpan.FromTicks(t)), firstDeliveryId, now.Ticks);
     }
 
     /// <summary>Stops accepting: credit is revoked and parked messages are rejected into <paramref name="parkedOutcomes"/>.</summary>

@@ -7,7 +7,7 @@ namespace ActorQueue.Tests.Core;
 internal sealed class CoreHarness
 {
     public readonly List<QueueEvent> Events = new();
-    public readonly QueueState State;
+    public QueueState State { get; private set; }
     public readonly List<ConsumerDispatch> Dispatched = new();
     public readonly List<ProducerUpdate> Updates = new();
     public readonly List<ParkedOutcome> Parked = new();
@@ -64,6 +64,20 @@ internal sealed class CoreHarness
         Parked.Clear();
         Revoked.Clear();
         State.Tick(Now, Parked, Revoked);
+    }
+
+    /// <summary>
+    /// A restart that recovers: a new state replays every event so far, then runs the recovery step under a new epoch
+    /// and carries on recording. Returns the parked messages the recovery rejected.
+    /// </summary>
+    public List<ParkedOutcome> Restart()
+    {
+        var next = new QueueState(Settings, new Random(Events.Count), Events.Add);
+        foreach (var e in Events.ToList()) next.Apply(e);
+        var parked = new List<ParkedOutcome>();
+        next.Recover(QueueState.DeliveryIdEpoch(Now), Now, parked);
+        State = next;
+        return parked;
     }
 
     /// <summary>A fresh state with the recorded events applied: it must describe itself as the live one does.</summary>

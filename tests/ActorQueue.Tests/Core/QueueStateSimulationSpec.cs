@@ -6,9 +6,9 @@ using Xunit;
 namespace ActorQueue.Tests.Core;
 
 /// <summary>
-/// Random runs of every operation against the core: the invariants hold after each step, the recorded events
-/// replay into an equal state, and when everything is finally consumed each accepted message was acked or
-/// evicted exactly once - none lost, none settled twice.
+/// Random runs of every operation against the core, drains, returns, windows and restarts (replay, then recovery)
+/// included: the invariants hold after each step, the recorded events replay into an equal state, and when everything
+/// is finally consumed each accepted message was acked or evicted exactly once - none lost, none settled twice.
 /// </summary>
 public class QueueStateSimulationSpec
 {
@@ -40,7 +40,7 @@ public class QueueStateSimulationSpec
         {
             foreach (var x in ops)
             {
-                Step(x % 15, x / 15);
+                Step(x % 18, x / 18);
                 _h.State.CheckInvariants();
             }
             Assert.Equal(_h.State.Describe(), _h.Replay().Describe());
@@ -144,6 +144,9 @@ public class QueueStateSimulationSpec
                     s.AdmitParked(_h.Now, outcomes);
                     TrackParked(outcomes);
                     break;
+                case >= 15:
+                    StepMore(op, arg);
+                    break;
                 case 14:
                     if (arg % 2 == 0) s.RedriveAll();
                     else
@@ -152,6 +155,38 @@ public class QueueStateSimulationSpec
                         s.CopyDeadLetters(1, dead);
                         if (dead.Count > 0) s.Redrive(dead[0].Message.MessageId);
                     }
+                    break;
+            }
+        }
+
+        private void StepMore(int op, int arg)
+        {
+            var s = _h.State;
+            switch (op)
+            {
+                case 15:
+                    // The consumer gives back a delivery it never started.
+                    if (_held.Count == 0) break;
+                    var (id, holder) = _held.ElementAt(arg % _held.Count);
+                    var consumer = arg % 5 == 0 ? -1 : holder.Consumer;
+                    var error = s.Return(consumer, id);
+                    if (consumer == -1) Assert.Equal(SettleError.NotHolder, error);
+                    else
+                    {
+                        Assert.Null(error);
+                        _held.Remove(id);
+                    }
+                    break;
+                case 16 when arg % 25 == 0:
+                    var drained = new List<ParkedOutcome>();
+                    s.BeginDrain(drained);
+                    TrackParked(drained);
+                    break;
+                case 17 when arg % 10 == 0:
+                    // A restart: whatever consumers held goes back; consumers and producers must register again.
+                    TrackParked(_h.Restart());
+                    _held.Clear();
+                    _consumers.Clear();
                     break;
             }
         }
@@ -184,7 +219,8 @@ public class QueueStateSimulationSpec
             s.DeactivateProducer("p0", _h.Now);
             s.DeactivateProducer("p1", _h.Now);
             var finisher = s.AddConsumer();
-            for (var round = 0; round < 1000 && (s.Held > 0 || s.DeadCount > 0 || s.ParkedCount > 0); round++)
+            // A draining queue redrives nothing: its dead letters stay in the store, kept rather than lost.
+            for (var round = 0; round < 1000 && (s.Held > 0 || (s.DeadCount > 0 && !s.IsDraining) || s.ParkedCount > 0); round++)
             {
                 foreach (var (id, held) in _held.ToList())
                 {
@@ -202,8 +238,11 @@ public class QueueStateSimulationSpec
                 ForgetTakenBack();
                 s.CheckInvariants();
             }
-            Assert.Equal(0, s.Held);
-            Assert.Equal(0, s.DeadCount);
+            Assert.True(s.Held == 0, s.Describe());
+            if (!s.IsDraining) Assert.Equal(0, s.DeadCount);
+            var kept = new List<DeadEntry>();
+            s.CopyDeadLetters(int.MaxValue, kept);
+            foreach (var d in kept) Settle((string)d.Message.Message);
         }
     }
 }
