@@ -471,14 +471,19 @@ public sealed class QueueActor : UntypedActor, IWithTimers
             _state.Dispatch(now, _dispatches);
             foreach (var d in _dispatches)
             {
-                if (_consumerRefs.TryGetValue(d.ConsumerId, out var consumer)) Send(consumer, d.Batch);
-                else
+                if (_consumerRefs.TryGetValue(d.ConsumerId, out var consumer) && Send(consumer, d.Batch)) continue;
+                // A consumer that cannot be sent to (or one the core knows and the actor does not, a bug) is dropped:
+                // the batch never reached it, so it goes back uncounted, and the rest it held is taken back.
+                _log.Error("Queue {0}: could not deliver to consumer {1}; it is dropped and its deliveries taken back.", _name, consumer ?? (object)d.ConsumerId);
+                for (var i = 0; i < d.Batch.Count; i++) _state.Return(d.ConsumerId, d.Batch.FirstDeliveryId + i);
+                _state.RemoveConsumer(d.ConsumerId, now);
+                if (consumer is not null)
                 {
-                    // A consumer the core knows but the actor does not is a bug; take its deliveries back rather than lose them.
-                    _log.Error("Queue {0}: no consumer {1} to deliver to; taking its deliveries back.", _name, d.ConsumerId);
-                    _state.RemoveConsumer(d.ConsumerId, now);
-                    RequestFlush();
+                    _consumerRefs.Remove(d.ConsumerId);
+                    _consumerIds.Remove(consumer);
+                    if (!_producerIds.ContainsKey(consumer)) Context.Unwatch(consumer);
                 }
+                RequestFlush();
             }
         }
         finally
@@ -516,15 +521,17 @@ public sealed class QueueActor : UntypedActor, IWithTimers
     }
 
     // A send that throws (a broken remote ref, a test double) is logged and skipped: it must not stop the others.
-    private void Send(IActorRef to, object message)
+    private bool Send(IActorRef to, object message)
     {
         try
         {
             to.Tell(message);
+            return true;
         }
         catch (Exception e)
         {
             _log.Error(e, "Queue {0}: sending {1} to {2} failed.", _name, message.GetType().Name, to);
+            return false;
         }
     }
 

@@ -688,4 +688,69 @@ public class QueueStateSpec
         Assert.Equal(new[] { ids[2], ids[1] }, h.Revoked.Select(r => r.DeliveryId));
         h.State.CheckInvariants();
     }
+
+    [Fact]
+    public void An_idle_queue_needs_no_timer_and_a_busy_one_only_for_what_waits_on_time()
+    {
+        var h = new CoreHarness(Settings() with { AckTimeout = TimeSpan.FromSeconds(5), CreditLease = TimeSpan.FromSeconds(2) });
+        Assert.Null(h.State.NextDue());
+        h.EnqueueMany(1);
+        Assert.Null(h.State.NextDue()); // ready work waits for a consumer, not for time
+        var c = h.Consumer(1);
+        var d = h.Dispatch().Single().Delivery;
+        Assert.Equal(h.Now + TimeSpan.FromSeconds(5), h.State.NextDue());
+        Assert.Null(h.State.Ack(c, d.DeliveryId));
+        Assert.Null(h.State.NextDue());
+        Assert.False(h.State.Tick(h.Now + TimeSpan.FromHours(1), h.Parked, h.Revoked));
+
+        h.State.RegisterProducer("p", 3, h.Now);
+        h.State.GrantCredit(h.Now);
+        Assert.Equal(h.Now + TimeSpan.FromSeconds(2), h.State.NextDue()); // the credit lease
+        h.Tick(TimeSpan.FromSeconds(2));
+        Assert.Equal(0, h.State.OutstandingCredit);
+        Assert.Equal(new ProducerUpdate("p", 0, 0), h.CollectUpdates().Single());
+    }
+
+    [Fact]
+    public void A_returned_delivery_keeps_its_attempt_count_and_goes_ahead_of_new_work()
+    {
+        var h = new CoreHarness(Settings() with { MaxAttempts = 1 });
+        h.EnqueueMany(2);
+        var c = h.Consumer(1);
+        var first = h.Dispatch().Single().Delivery;
+        Assert.Equal(SettleError.NotHolder, h.State.Return(c + 1, first.DeliveryId));
+        Assert.Null(h.State.Return(c, first.DeliveryId));
+        Assert.Equal(SettleError.AlreadySettled, h.State.Return(c, first.DeliveryId));
+        var again = h.Dispatch().Single().Delivery;
+        Assert.Equal((first.Message, 1), (again.Message, again.Attempt));
+        Assert.Equal(0, h.State.DeadCount);
+        h.State.CheckInvariants();
+    }
+
+    [Fact]
+    public void Recovery_puts_what_was_in_flight_back_with_its_attempt_counted_and_forgets_consumers_and_producers()
+    {
+        var h = new CoreHarness(Settings() with { MaxAttempts = 2 });
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
+        Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("p", 1, "a", null, h.Now).Status);
+        Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("p", 2, "b", null, h.Now).Status);
+        var c = h.Consumer(2);
+        var before = h.Dispatch().Select(x => x.Delivery).ToList();
+        Assert.Null(h.State.Nack(c, before[1].DeliveryId, TimeSpan.Zero, "retry", h.Now, out _));
+        var retried = h.Dispatch().Single().Delivery; // "b" on its second and last attempt
+        h.Restart();
+        var s = h.State;
+        Assert.Equal((0, 0, 0L), (s.ConsumerCount, s.ActiveProducerCount, s.OutstandingCredit));
+        Assert.True(s.TryGetProducer("p", out var accepted, out _));
+        Assert.Equal(2, accepted); // resends after the restart are still deduplicated
+        Assert.Equal(1, s.DeadCount); // "b" was on its last attempt when the queue went down
+        var c2 = h.Consumer(5);
+        var after = h.Dispatch().Single().Delivery;
+        Assert.Equal(("a", 2), (after.Message, after.Attempt));
+        Assert.True(after.DeliveryId > retried.DeliveryId);
+        Assert.Equal(SettleError.UnknownDelivery, s.Ack(c2, before[0].DeliveryId));
+        s.CheckInvariants();
+        Assert.Equal(s.Describe(), h.Replay().Describe());
+    }
 }
