@@ -177,28 +177,33 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleReport(WorkerReport report)
     {
         var w = report.Worker;
-        foreach (var r in report.Results)
+        var failures = report.Failures;
+        var f = 0;
+        for (var i = report.From; i < report.To; i++)
         {
-            if (r.DeliveryId == w.TimedOutId) continue; // already nacked when it timed out
-            if (r.Succeeded) _acks.Add(r.DeliveryId);
-            else
+            var id = w.DeliveryIdAt(i);
+            if (failures is not null && f < failures.Count && failures[f].Index == i)
             {
-                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, r.DeliveryId, r.Failure);
-                _queue.Tell(new Nack(r.DeliveryId, null, r.Failure));
+                var reason = failures[f++].Reason;
+                if (id == w.TimedOutId) continue; // already nacked when it timed out
+                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, id, reason);
+                _queue.Tell(new Nack(id, null, reason));
             }
+            else if (id != w.TimedOutId) _acks.Add(id);
         }
-        if (report.Finished)
+        var handled = report.To - report.From;
+        if (handled > 0) _syncCost = 0.8 * _syncCost + 0.2 * ((double)report.ElapsedTicks / handled);
+        switch (report.Progress)
         {
-            if (report.Results.Count > 0)
-                _syncCost = 0.8 * _syncCost + 0.2 * ((double)report.ElapsedTicks / report.Results.Count);
-            w.Finished();
-            w.TimedOutId = 0;
-        }
-        else
-        {
-            // It went asynchronous or is slow: what it has not started goes to free workers instead of waiting behind it.
-            _lastAsync = Now;
-            w.TakeBackUnstarted(_buffer);
+            case WorkerProgress.Finished:
+                w.Finished();
+                w.TimedOutId = 0;
+                break;
+            case WorkerProgress.Slowed:
+                // It went asynchronous or is slow: what it has not started goes to free workers instead of waiting behind it.
+                _lastAsync = Now;
+                w.TakeBackUnstarted(_buffer);
+                break;
         }
         StartWorkers();
         RequestFlush();

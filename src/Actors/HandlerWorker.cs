@@ -6,18 +6,29 @@ using Akka.Actor;
 
 namespace ActorQueue;
 
-/// <summary>The outcome of one handler call, reported back to the <see cref="ConsumerActor"/>.</summary>
-internal readonly record struct HandlerResult(long DeliveryId, bool Succeeded, string? Failure);
+/// <summary>How far a <see cref="WorkerReport"/> takes its worker's chunk.</summary>
+internal enum WorkerProgress : byte
+{
+    /// <summary>Part-way through the chunk; it carries on with the rest.</summary>
+    Running,
+    /// <summary>A handler went asynchronous or the chunk is slow: the rest not started may be handed to other workers.</summary>
+    Slowed,
+    /// <summary>The chunk is done; the worker is free.</summary>
+    Finished,
+}
 
 /// <summary>
-/// Sent by a <see cref="HandlerWorker"/> to its consumer: the results so far, and whether the worker finished its chunk
-/// (<see cref="Finished"/>) or is only part-way, gone asynchronous or slow (its unstarted rest may be taken back).
+/// Sent by a <see cref="HandlerWorker"/> to its consumer: the handlers of chunk positions <see cref="From"/> to
+/// <see cref="To"/> (exclusive) have completed, successfully but for <see cref="Failures"/> (null when none), so a
+/// report allocates nothing per delivery.
 /// </summary>
-internal sealed class WorkerReport(HandlerWorker worker, List<HandlerResult> results, bool finished, long elapsedTicks) : IInternalMessage
+internal sealed class WorkerReport(HandlerWorker worker, int from, int to, List<(int Index, string Reason)>? failures, WorkerProgress progress, long elapsedTicks) : IInternalMessage
 {
     public HandlerWorker Worker { get; } = worker;
-    public List<HandlerResult> Results { get; } = results;
-    public bool Finished { get; } = finished;
+    public int From { get; } = from;
+    public int To { get; } = to;
+    public List<(int Index, string Reason)>? Failures { get; } = failures;
+    public WorkerProgress Progress { get; } = progress;
 
     /// <summary>Stopwatch ticks the reported handlers took, for the consumer's estimate of a handler's cost.</summary>
     public long ElapsedTicks { get; } = elapsedTicks;
@@ -34,10 +45,12 @@ internal sealed class WorkerReport(HandlerWorker worker, List<HandlerResult> res
 internal sealed class HandlerWorker
 {
     /// <summary>The most deliveries one chunk holds.</summary>
-    public const int MaxChunk = 64;
+    public const int MaxChunk = 1024;
 
-    // A chunk running longer than this reports what it finished at once, so that slow handlers' acks are not held back.
+    // A chunk running longer than this reports what it finished at once, so that slow handlers' acks are not held back;
+    // a long chunk of quick ones reports every ProgressEvery, so that acks flow while it runs.
     private static readonly long ReportAfter = Stopwatch.Frequency / 200; // 5 ms
+    private const int ProgressEvery = 256;
 
     private readonly IActorRef _consumer;
     private readonly IQueueHandler _handler;
@@ -45,7 +58,8 @@ internal sealed class HandlerWorker
     private readonly Delivery[] _chunk = new Delivery[MaxChunk];
     private int _count;
     private int _next;
-    private List<HandlerResult> _results = new();
+    private int _reported;
+    private List<(int Index, string Reason)>? _failures;
     private CancellationTokenSource _cancellation = new();
     private long _currentId;
     private long _currentStartedTicks;
@@ -149,9 +163,14 @@ internal sealed class HandlerWorker
         if (_thread is not null) _go.Release();
     }
 
+    /// <summary>The delivery at position <paramref name="index"/> of the chunk a report is about (consumer only).</summary>
+    public long DeliveryIdAt(int index) => _chunk[index].DeliveryId;
+
     private async Task RunAsync()
     {
         _reportStarted = Stopwatch.GetTimestamp();
+        _reported = 0;
+        var done = 0;
         while (true)
         {
             var i = Interlocked.Increment(ref _next) - 1;
@@ -173,7 +192,7 @@ internal sealed class HandlerWorker
             if (!task.IsCompleted)
             {
                 // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
-                Report(finished: false);
+                Report(done, WorkerProgress.Slowed);
                 try
                 {
                     await task.ConfigureAwait(false);
@@ -185,27 +204,30 @@ internal sealed class HandlerWorker
             }
             if (ActorQueueMetrics.HandlerTime.Enabled)
                 ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
-            _results.Add(task.IsCompletedSuccessfully
-                ? new HandlerResult(delivery.DeliveryId, true, null)
-                : new HandlerResult(delivery.DeliveryId, false, task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}"));
+            if (!task.IsCompletedSuccessfully)
+                (_failures ??= new()).Add((i, task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}"));
+            done = i + 1;
             Volatile.Write(ref _currentId, 0);
             if (_cancellation.IsCancellationRequested)
             {
                 _cancellation.Dispose();
                 _cancellation = new CancellationTokenSource();
             }
-            if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter && Volatile.Read(ref _next) < _count) Report(finished: false);
+            if (Volatile.Read(ref _next) >= _count) continue;
+            if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter) Report(done, WorkerProgress.Slowed);
+            else if (done - _reported >= ProgressEvery) Report(done, WorkerProgress.Running);
         }
-        Report(finished: true);
+        Report(done, WorkerProgress.Finished);
     }
 
-    private void Report(bool finished)
+    private void Report(int done, WorkerProgress progress)
     {
         if (_abandoned) return;
-        var results = _results;
-        _results = new List<HandlerResult>();
+        var failures = _failures;
+        _failures = null;
         var now = Stopwatch.GetTimestamp();
-        _consumer.Tell(new WorkerReport(this, results, finished, now - _reportStarted));
+        _consumer.Tell(new WorkerReport(this, _reported, done, failures, progress, now - _reportStarted));
+        _reported = done;
         _reportStarted = now;
     }
 }

@@ -21,20 +21,9 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private readonly string _producerId;
     private readonly ProducerSettings _settings;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-
-    // Not yet numbered (waiting for credit), and numbered but not yet accepted (contiguous from _acceptedSeqNr + 1).
-    private readonly RingBuffer<Pending> _unsent = new();
-    private readonly RingBuffer<Pending> _unaccepted = new();
-    private long _acceptedSeqNr;
-    private long _creditSeqNr;
-    private long _sentSeqNr;
-    private long _demandSeqNr;
-    private long _registeredPending;
-    private bool _demandInFlight;
-    private bool _registering;
-    private bool _everRegistered;
+    private readonly ProducerWindow<Pending> _window;
+    private readonly List<Pending> _pending = new();
     private bool _flushPending;
-    private readonly List<object> _outgoing = new();
     // Progress is measured from the queue's answers, and from when work became outstanding: callers producing fast
     // must not hide a lost registration or credit.
     private TimeSpan _lastHeard;
@@ -43,7 +32,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private TimeSpan _lastLook;
     private string? _closed;
 
-    private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo, long SeqNr);
+    private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo);
 
     /// <summary>Creates the Props of a producer for <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to produce to.</param>
@@ -66,14 +55,13 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         _queue = queue;
         _producerId = producerId;
         _settings = settings;
+        _window = new ProducerWindow<Pending>(settings.BufferSize);
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
     public ITimerScheduler Timers { get; set; } = null!;
 
     private TimeSpan Now => Context.System.Scheduler.Now - DateTimeOffset.UnixEpoch;
-
-    private bool HasWork => _unsent.Count + _unaccepted.Count > 0;
 
     /// <inheritdoc />
     protected override void PreStart()
@@ -113,14 +101,14 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
             Reply(Sender, new EnqueueRejected(m.CorrelationId, RejectReason.QueueStopped, _closed));
             return;
         }
-        if (_unsent.Count + _unaccepted.Count >= _settings.BufferSize)
+        var idle = !_window.HasWork;
+        if (!_window.TryAdd(new Pending(m.Message, m.CorrelationId, Sender)))
         {
             Reply(Sender, new EnqueueRejected(m.CorrelationId, RejectReason.ProducerBufferFull,
                 $"Producer '{_producerId}' already holds buffer-size ({_settings.BufferSize}) messages the queue has not accepted."));
             return;
         }
-        if (!HasWork) _lastHeard = Now;
-        _unsent.PushBack(new Pending(m.Message, m.CorrelationId, Sender, 0));
+        if (idle) _lastHeard = Now;
         // Send once the burst of Produce requests in the mailbox is in, as one batch.
         if (_flushPending) return;
         _flushPending = true;
@@ -131,111 +119,39 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     {
         // Only what has not been sent can be withdrawn; a sent message gets its real answer from the queue.
         if (m.CorrelationIds is null || m.CorrelationIds.Length == 0) return;
-        var withdraw = m.CorrelationIds.Length == 1 ? null : new HashSet<long>(m.CorrelationIds);
-        var removed = false;
-        for (var i = _unsent.Count - 1; i >= 0; i--)
-        {
-            var id = _unsent[i].CorrelationId;
-            if (withdraw is null ? id != m.CorrelationIds[0] : !withdraw.Contains(id)) continue;
-            var p = _unsent.RemoveAt(i);
-            Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
-            removed = true;
-        }
-        if (!removed) return;
+        var ids = m.CorrelationIds.Length == 1 ? null : new HashSet<long>(m.CorrelationIds);
+        var single = m.CorrelationIds[0];
+        var lower = _window.Withdraw(p => ids is null ? p.CorrelationId == single : ids.Contains(p.CorrelationId), _pending);
+        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
+        _pending.Clear();
         // Give back the credit asked for what is gone, so it does not sit reserved in the queue.
-        var wanted = _acceptedSeqNr + _unaccepted.Count + _unsent.Count;
-        if (wanted >= _demandSeqNr || _registering) return;
-        _demandSeqNr = wanted;
-        _creditSeqNr = Math.Min(_creditSeqNr, Math.Max(wanted, _sentSeqNr));
-        _queue.Tell(new RequestCredit(_producerId, wanted));
+        if (lower is { } wanted && _lostSince is null) _queue.Tell(new RequestCredit(_producerId, wanted));
     }
 
     private void HandleCredit(ProducerCredit m)
     {
-        _demandInFlight = false;
         _lastHeard = Now;
-        if (m.CreditSeqNr < _creditSeqNr && m.CreditSeqNr < _demandSeqNr)
-        {
-            // The queue took back credit (unused past its lease, or a drain): what we still have is asked for again.
-            _demandSeqNr = m.CreditSeqNr;
-        }
-        if (_registering)
-        {
-            _registering = false;
-            if (!_everRegistered)
-            {
-                // Nothing is numbered before the first registration, so numbering continues where the id left off.
-                _everRegistered = true;
-                _acceptedSeqNr = Math.Max(_acceptedSeqNr, m.AcceptedSeqNr);
-            }
-            else if (m.AcceptedSeqNr < _acceptedSeqNr)
-            {
-                Renumber(m.AcceptedSeqNr);
-            }
-            // Resend everything the queue has not accepted.
-            _sentSeqNr = m.AcceptedSeqNr;
-            _demandSeqNr = m.AcceptedSeqNr + _registeredPending;
-        }
-        while (_unaccepted.Count > 0 && _unaccepted.PeekFront().SeqNr <= m.AcceptedSeqNr)
-        {
-            var p = _unaccepted.PopFront();
-            Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
-        }
-        if (m.AcceptedSeqNr > _acceptedSeqNr) _acceptedSeqNr = m.AcceptedSeqNr;
-        _creditSeqNr = m.CreditSeqNr;
+        var renumbered = _window.OnCredit(m.AcceptedSeqNr, m.CreditSeqNr, _pending);
+        if (renumbered > 0)
+            _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed more; renumbered {2} unaccepted messages.", _producerId, m.AcceptedSeqNr, renumbered);
+        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
+        _pending.Clear();
         SendWithinCredit();
-    }
-
-    /// <summary>
-    /// The queue knows less than it once confirmed (it lost its state): what it confirmed is gone with it, so
-    /// number the unaccepted messages again from where the queue now stands.
-    /// </summary>
-    private void Renumber(long queueAcceptedSeqNr)
-    {
-        _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed {2}; renumbering {3} unaccepted messages.",
-            _producerId, queueAcceptedSeqNr, _acceptedSeqNr, _unaccepted.Count);
-        var count = _unaccepted.Count;
-        for (var i = 0; i < count; i++)
-            _unaccepted.PushBack(_unaccepted.PopFront() with { SeqNr = queueAcceptedSeqNr + i + 1 });
-        _acceptedSeqNr = queueAcceptedSeqNr;
     }
 
     private void SendWithinCredit()
     {
-        if (_registering || _lostSince is not null || _closed is not null) return;
-        // First resends (after a re-registration), then new messages, never beyond credit, all in one batch (their
-        // numbers run on without a gap). _unaccepted holds sequence numbers _acceptedSeqNr + 1 onwards, so the
-        // first one not yet sent is found by index.
-        _outgoing.Clear();
-        var first = _sentSeqNr + 1;
-        for (var i = (int)Math.Max(0, _sentSeqNr - _acceptedSeqNr); i < _unaccepted.Count; i++)
+        if (_lostSince is not null || _closed is not null) return;
+        var first = _window.CollectSends(_pending, out var requestCredit);
+        if (_pending.Count == 1) _queue.Tell(new SequencedMessage(_producerId, first, _pending[0].Message));
+        else if (_pending.Count > 1)
         {
-            var p = _unaccepted[i];
-            if (p.SeqNr > _creditSeqNr) break;
-            if (_outgoing.Count == 0) first = p.SeqNr;
-            _outgoing.Add(p.Message);
-            _sentSeqNr = p.SeqNr;
+            var messages = new object[_pending.Count];
+            for (var i = 0; i < messages.Length; i++) messages[i] = _pending[i].Message;
+            _queue.Tell(new SequencedBatch(_producerId, first, messages));
         }
-        while (_unsent.Count > 0 && _acceptedSeqNr + _unaccepted.Count < _creditSeqNr)
-        {
-            var p = _unsent.PopFront() with { SeqNr = _acceptedSeqNr + _unaccepted.Count + 1 };
-            _unaccepted.PushBack(p);
-            if (_outgoing.Count == 0) first = p.SeqNr;
-            _outgoing.Add(p.Message);
-            _sentSeqNr = p.SeqNr;
-        }
-        if (_outgoing.Count == 1) _queue.Tell(new SequencedMessage(_producerId, first, _outgoing[0]));
-        else if (_outgoing.Count > 1) _queue.Tell(new SequencedBatch(_producerId, first, _outgoing.ToArray()));
-        _outgoing.Clear();
-
-        // Ask for credit for what is still waiting, at most one request per answer from the queue.
-        var wanted = _acceptedSeqNr + _unaccepted.Count + _unsent.Count;
-        if (wanted > _creditSeqNr && wanted > _demandSeqNr && !_demandInFlight)
-        {
-            _demandSeqNr = wanted;
-            _demandInFlight = true;
-            _queue.Tell(new RequestCredit(_producerId, wanted));
-        }
+        _pending.Clear();
+        if (requestCredit is { } upTo) _queue.Tell(new RequestCredit(_producerId, upTo));
     }
 
     private void HandleRejected(SequenceRejected m)
@@ -245,7 +161,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         {
             case RejectReason.Draining or RejectReason.QueueStopped:
                 // Earlier numbers were answered before this one and may still be accepted; fail from here on.
-                FailFrom(m.SeqNr, m.Reason, m.Detail);
+                Fail(m.SeqNr, m.Reason, m.Detail);
                 break;
             default:
                 // Out of order, unregistered or beyond credit: resynchronise with what the queue has.
@@ -263,10 +179,10 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
             LookForQueue(now, since);
             return;
         }
-        if (!HasWork && !_registering) return;
+        if (!_window.HasWork && !_window.IsRegistering) return;
         if (now - _lastHeard < _settings.ResendInterval) return;
         // Every exchange carries absolute values, so re-registering re-syncs whatever was lost on the way.
-        _log.Debug("Producer {0}: heard nothing for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _unaccepted.Count);
+        _log.Debug("Producer {0}: heard nothing for {1}; re-registering to resend {2} messages.", _producerId, _settings.ResendInterval, _window.Count);
         _lastHeard = now;
         Register();
     }
@@ -277,7 +193,6 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         _log.Warning("Producer {0}: the queue terminated; looking for it again for up to {1}.", _producerId, _settings.ReattachTimeout);
         _lostSince = _lastLook = Now;
         _reattachBackoff = TimeSpan.FromMilliseconds(100);
-        _registering = false;
         Context.ActorSelection(_queue.Path).Tell(new Identify(_producerId), Self);
         // Looked for on a finer timer than the resend one, which may be seconds apart.
         Timers.StartPeriodicTimer("reattach", ProducerTick.Instance, TimeSpan.FromMilliseconds(100));
@@ -314,32 +229,17 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         _lostSince = null;
         _closed = reason;
         _log.Info("Producer {0}: {1}", _producerId, reason);
-        FailAll(RejectReason.QueueStopped, reason);
+        Fail(0, RejectReason.QueueStopped, reason);
         Timers.CancelAll();
     }
 
-    private void Register()
-    {
-        _registering = true;
-        _registeredPending = _unaccepted.Count + _unsent.Count;
-        _queue.Tell(new RegisterProducer(_producerId, _registeredPending));
-    }
+    private void Register() => _queue.Tell(new RegisterProducer(_producerId, _window.Register()));
 
-    private void FailAll(RejectReason reason, string detail) => FailFrom(0, reason, detail);
-
-    private void FailFrom(long seqNr, RejectReason reason, string detail)
+    private void Fail(long fromSeqNr, RejectReason reason, string detail)
     {
-        var keep = 0;
-        while (keep < _unaccepted.Count && _unaccepted[keep].SeqNr < seqNr) keep++;
-        for (var i = keep; i < _unaccepted.Count; i++)
-            Reply(_unaccepted[i].ReplyTo, new EnqueueRejected(_unaccepted[i].CorrelationId, reason, detail));
-        while (_unaccepted.Count > keep) _unaccepted.PopBack();
-        _sentSeqNr = Math.Min(_sentSeqNr, _acceptedSeqNr + _unaccepted.Count);
-        while (_unsent.Count > 0)
-        {
-            var p = _unsent.PopFront();
-            Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, reason, detail));
-        }
+        _window.FailFrom(fromSeqNr, _pending);
+        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, reason, detail));
+        _pending.Clear();
     }
 
     private static void Reply(IActorRef to, object message)

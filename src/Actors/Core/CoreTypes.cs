@@ -111,6 +111,9 @@ internal sealed class ProducerState(string id)
     // Scheduling hints, not replayed: when the producer last used or asked for credit (for the credit lease), and its
     // place among the inactive producers waiting to be forgotten.
     public TimeSpan LastActive;
+    // The producer's own lease: credit-lease, doubled each time its credit is taken back unused (a round trip longer than
+    // the lease must not make grant and reclaim chase each other for ever), back to credit-lease once it sends.
+    public TimeSpan Lease;
     public TimeSpan InactiveSince;
     public LinkedListNode<ProducerState>? InactiveNode;
 

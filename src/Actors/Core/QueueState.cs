@@ -142,7 +142,9 @@ internal sealed partial class QueueState
         var demandSeqNr = demand >= long.MaxValue - last ? long.MaxValue : last + Math.Max(0, demand);
         OnProducerRegistered(producerId, demandSeqNr);
         Record(static (id, d) => new ProducerRegistered(id, d), producerId, demandSeqNr);
-        _producers[producerId].LastActive = now;
+        var p = _producers[producerId];
+        p.LastActive = now;
+        if (p.Lease == TimeSpan.Zero) p.Lease = _settings.CreditLease;
     }
 
     /// <summary>
@@ -273,6 +275,7 @@ internal sealed partial class QueueState
         if (seqNr != expected)
             return Reject(RejectReason.OutOfOrder, $"Producer '{producerId}' sent {seqNr} but {expected} was expected; resend from {expected}.");
         p.LastActive = now;
+        p.Lease = _settings.CreditLease;
         var withinCredit = seqNr <= p.CreditSeqNr;
         return Admit(new ParkedMessage(message, producerId, seqNr, seqNr, now + _settings.FullWaitTimeout, replyTo), withinCredit, now);
     }
@@ -296,6 +299,7 @@ internal sealed partial class QueueState
         }
         if (count == 0) return 0;
         p.LastActive = now;
+        p.Lease = _settings.CreditLease;
         var firstId = _lastMessageId + 1;
         OnMessagesAccepted(firstId, messages, count, producerId, firstSeqNr, now);
         if (_recorder is not null) _recorder(new MessagesAccepted(firstId, messages[..count]!, producerId, firstSeqNr, now));
@@ -646,7 +650,8 @@ internal sealed partial class QueueState
             for (var i = _activeProducerList.Count - 1; i >= 0; i--)
             {
                 var p = _activeProducerList[i];
-                if (p.Outstanding == 0 || now - p.LastActive < _settings.CreditLease) continue;
+                if (p.Outstanding == 0 || now - p.LastActive < LeaseOf(p)) continue;
+                p.Lease = LeaseOf(p) * 2 <= _settings.CreditLease * 64 ? LeaseOf(p) * 2 : _settings.CreditLease * 64;
                 OnCreditReclaimed(p.Id);
                 Record(static (id, _) => new CreditReclaimed(id), p.Id, 0);
                 changed = true;
@@ -669,7 +674,7 @@ internal sealed partial class QueueState
         if (_parked.Count > 0) next = Min(next, _parked.PeekFront().Deadline);
         if (_outstandingCredit > 0)
             foreach (var p in _activeProducerList)
-                if (p.Outstanding > 0) next = Min(next, p.LastActive + _settings.CreditLease);
+                if (p.Outstanding > 0) next = Min(next, p.LastActive + LeaseOf(p));
         if (_inactiveProducers.First is { } oldest) next = Min(next, oldest.Value.InactiveSince + _settings.ProducerRetention);
         return next == TimeSpan.MaxValue ? null : next;
 
@@ -792,6 +797,9 @@ internal sealed partial class QueueState
         _lastProducer = producer;
         return true;
     }
+
+    // A producer replayed from events has no lease yet: it starts at credit-lease.
+    private TimeSpan LeaseOf(ProducerState p) => p.Lease > TimeSpan.Zero ? p.Lease : _settings.CreditLease;
 
     private ref InFlightDelivery InFlightRef(long deliveryId) => ref CollectionsMarshal.GetValueRefOrNullRef(_inFlight, deliveryId);
 

@@ -753,4 +753,26 @@ public class QueueStateSpec
         s.CheckInvariants();
         Assert.Equal(s.Describe(), h.Replay().Describe());
     }
+
+    [Fact]
+    public void Credit_reclaimed_before_it_could_be_used_gets_a_longer_lease_so_grants_and_reclaims_cannot_chase_each_other()
+    {
+        var h = new CoreHarness(Settings() with { CreditLease = TimeSpan.FromSeconds(1) });
+        h.State.RegisterProducer("slow-link", 2, h.Now);
+        for (var lease = 1; lease <= 4; lease *= 2)
+        {
+            h.State.GrantCredit(h.Now);
+            Assert.Equal(2, h.State.OutstandingCredit);
+            h.Tick(TimeSpan.FromSeconds(lease) - TimeSpan.FromMilliseconds(1));
+            Assert.Equal(2, h.State.OutstandingCredit); // still within this round's lease
+            h.Tick(TimeSpan.FromMilliseconds(1));
+            Assert.Equal(0, h.State.OutstandingCredit); // reclaimed; the producer asks again
+            Assert.True(h.State.RequestCredit("slow-link", 2, h.Now));
+        }
+        // Once it sends, its lease is back to credit-lease.
+        h.State.GrantCredit(h.Now);
+        Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("slow-link", 1, "m", null, h.Now).Status);
+        h.Tick(TimeSpan.FromSeconds(1));
+        Assert.Equal(0, h.State.OutstandingCredit);
+    }
 }
