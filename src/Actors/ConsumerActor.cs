@@ -33,8 +33,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private TimeSpan _lastHeard;
     private TimeSpan _lastExtension;
     private TimeSpan? _lastAsync;
-    // What one handler call costs when it completes at once (Stopwatch ticks, smoothed): cheap handlers run in chunks.
-    private double _syncCost;
+    // What one handler call costs (Stopwatch ticks, smoothed; unknown until measured): cheap handlers run in chunks on
+    // the thread pool, the rest spread out on the slots' own threads.
+    private double _syncCost = double.PositiveInfinity;
     private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 50_000.0; // 20 µs
     private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
 
@@ -165,11 +166,15 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             if (_buffer.Count == 0) break;
             if (w.Busy) continue;
+            // Until measured, a handler runs a whole chunk on the slot's own thread: one that proves slow reports within
+            // milliseconds, and what it has not started is spread over the other slots.
+            var cheap = !async && _syncCost < CheapHandler;
+            var costly = !async && !cheap && !double.IsPositiveInfinity(_syncCost);
             var chunk = async ? 1
-                : _syncCost < CheapHandler ? Math.Min(_buffer.Count, HandlerWorker.MaxChunk)
-                : Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk);
+                : costly ? Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk)
+                : Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
             w.TimedOutId = 0;
-            w.Start(_buffer, chunk);
+            w.Start(_buffer, chunk, onPool: cheap);
             idle--;
         }
     }
@@ -192,7 +197,13 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             else if (id != w.TimedOutId) _acks.Add(id);
         }
         var handled = report.To - report.From;
-        if (handled > 0) _syncCost = 0.8 * _syncCost + 0.2 * ((double)report.ElapsedTicks / handled);
+        if (handled > 0)
+        {
+            var cost = (double)report.ElapsedTicks / handled;
+            if (double.IsPositiveInfinity(_syncCost)) _syncCost = cost; // the first measurement
+            else if (report.Progress == WorkerProgress.Slowed) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once
+            else _syncCost = 0.8 * _syncCost + 0.2 * cost;
+        }
         switch (report.Progress)
         {
             case WorkerProgress.Finished:
@@ -242,6 +253,13 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     {
         var count = _acks.Count;
         if (count == 0) return;
+        // Slots finish out of order; sorted, the acks of a batch are usually one range again.
+        for (var i = 1; i < count; i++)
+        {
+            if (_acks[i] >= _acks[i - 1]) continue;
+            _acks.Sort();
+            break;
+        }
         try
         {
             if (count == 1) _queue.Tell(new Ack(_acks[0]));
