@@ -235,8 +235,10 @@ internal sealed class HandlerWorker
         var failures = _failures;
         _failures = null;
         var now = Stopwatch.GetTimestamp();
-        _consumer.Tell(new WorkerReport(this, _reported, done, failures, progress, now - _reportStarted));
+        var report = new WorkerReport(this, _reported, done, failures, progress, now - _reportStarted);
         _reported = done;
         _reportStarted = now;
+        // The last touch of the worker's state: once the consumer reads a finished report it may start the next chunk.
+        _consumer.Tell(report);
     }
 }

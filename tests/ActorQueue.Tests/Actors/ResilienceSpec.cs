@@ -262,7 +262,13 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         Watch(queue);
         Sys.Stop(queue);
         await ExpectTerminatedAsync(queue);
-        var again = NewQueue(Specs.Queue(), "reborn");
+        IActorRef again = ActorRefs.Nobody;
+        // The name is free once the parent has processed the termination too.
+        await AwaitAssertAsync(() =>
+        {
+            again = NewQueue(Specs.Queue(), "reborn");
+            return Task.CompletedTask;
+        });
         again.Tell(new Enqueue("hello"), ActorRefs.NoSender);
         await AwaitConditionAsync(() => Task.FromResult(handled.Contains("hello")), TimeSpan.FromSeconds(10));
         Watch(consumer);
