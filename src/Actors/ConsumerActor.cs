@@ -39,9 +39,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 50_000.0; // 20 µs
     private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
 
-    // Re-attaching after the queue terminated: since when, and how long until the next look.
-    private TimeSpan? _lostSince;
-    private TimeSpan _reattachBackoff;
+    // Looking for a new queue at the path of one that terminated.
+    private Reattachment _reattach;
 
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
@@ -284,9 +283,11 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleTick()
     {
         var now = Now;
-        if (_lostSince is { } since)
+        if (_reattach.Looking)
         {
-            LookForQueue(now, since);
+            if (_reattach.Continue(_queue.Path, now, _settings.ReattachTimeout, Context)) return;
+            _log.Warning("Consumer of {0}: no queue came back within reattach-timeout ({1}); stopping.", _queue, _settings.ReattachTimeout);
+            Context.Stop(Self);
             return;
         }
 
@@ -378,37 +379,20 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void HandleQueueLost()
     {
-        if (_lostSince is not null) return;
+        if (_reattach.Looking) return;
         _log.Warning("Consumer of {0}: the queue terminated; looking for it again for up to {1}.", _queue, _settings.ReattachTimeout);
         ReclaimUnstarted();
         _buffer.Clear();
         _acks.Clear();
-        _lostSince = Now;
-        _reattachBackoff = TimeSpan.FromMilliseconds(100);
         _epoch = 0;
-        Context.ActorSelection(_queue.Path).Tell(new Identify(_queue.Path.ToString()), Self);
-    }
-
-    private void LookForQueue(TimeSpan now, TimeSpan since)
-    {
-        if (now - since >= _settings.ReattachTimeout)
-        {
-            _log.Warning("Consumer of {0}: no queue came back within reattach-timeout ({1}); stopping.", _queue, _settings.ReattachTimeout);
-            Context.Stop(Self);
-            return;
-        }
-        if (now - _lastHeard < _reattachBackoff) return;
-        _lastHeard = now;
-        _reattachBackoff = TimeSpan.FromTicks(Math.Min(_reattachBackoff.Ticks * 2, TimeSpan.TicksPerSecond * 5));
-        Context.ActorSelection(_queue.Path).Tell(new Identify(_queue.Path.ToString()), Self);
+        _reattach.Begin(_queue.Path, Now, Context);
     }
 
     private void HandleIdentity(ActorIdentity m)
     {
-        if (_lostSince is null || m.Subject is null || m.Subject.Equals(_queue)) return;
-        _log.Info("Consumer: a queue is back at {0}; attaching to it.", m.Subject.Path);
-        _queue = m.Subject;
-        _lostSince = null;
+        if (_reattach.Found(m, _queue) is not { } queue) return;
+        _log.Info("Consumer: a queue is back at {0}; attaching to it.", queue.Path);
+        _queue = queue;
         Context.Watch(_queue);
         _lastHeard = Now;
         SendPull();

@@ -27,9 +27,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     // Progress is measured from the queue's answers, and from when work became outstanding: callers producing fast
     // must not hide a lost registration or credit.
     private TimeSpan _lastHeard;
-    private TimeSpan? _lostSince;
-    private TimeSpan _reattachBackoff;
-    private TimeSpan _lastLook;
+    private Reattachment _reattach;
     private string? _closed;
 
     private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo);
@@ -125,7 +123,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
         _pending.Clear();
         // Give back the credit asked for what is gone, so it does not sit reserved in the queue.
-        if (lower is { } wanted && _lostSince is null) _queue.Tell(new RequestCredit(_producerId, wanted));
+        if (lower is { } wanted && !_reattach.Looking) _queue.Tell(new RequestCredit(_producerId, wanted));
     }
 
     private void HandleCredit(ProducerCredit m)
@@ -141,7 +139,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void SendWithinCredit()
     {
-        if (_lostSince is not null || _closed is not null) return;
+        if (_reattach.Looking || _closed is not null) return;
         var first = _window.CollectSends(_pending, out var requestCredit);
         if (_pending.Count == 1) _queue.Tell(new SequencedMessage(_producerId, first, _pending[0].Message));
         else if (_pending.Count > 1)
@@ -174,9 +172,10 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void HandleTick()
     {
         var now = Now;
-        if (_lostSince is { } since)
+        if (_reattach.Looking)
         {
-            LookForQueue(now, since);
+            if (!_reattach.Continue(_queue.Path, now, _settings.ReattachTimeout, Context))
+                Close($"Queue {_queue.Path.Name} stopped and none came back within reattach-timeout ({_settings.ReattachTimeout}).");
             return;
         }
         if (!_window.HasWork && !_window.IsRegistering) return;
@@ -189,34 +188,18 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void HandleQueueLost()
     {
-        if (_lostSince is not null || _closed is not null) return;
+        if (_reattach.Looking || _closed is not null) return;
         _log.Warning("Producer {0}: the queue terminated; looking for it again for up to {1}.", _producerId, _settings.ReattachTimeout);
-        _lostSince = _lastLook = Now;
-        _reattachBackoff = TimeSpan.FromMilliseconds(100);
-        Context.ActorSelection(_queue.Path).Tell(new Identify(_producerId), Self);
+        _reattach.Begin(_queue.Path, Now, Context);
         // Looked for on a finer timer than the resend one, which may be seconds apart.
         Timers.StartPeriodicTimer("reattach", ProducerTick.Instance, TimeSpan.FromMilliseconds(100));
     }
 
-    private void LookForQueue(TimeSpan now, TimeSpan since)
-    {
-        if (now - since >= _settings.ReattachTimeout)
-        {
-            Close($"Queue {_queue.Path.Name} stopped and none came back within reattach-timeout ({_settings.ReattachTimeout}).");
-            return;
-        }
-        if (now - _lastLook < _reattachBackoff) return;
-        _lastLook = now;
-        _reattachBackoff = TimeSpan.FromTicks(Math.Min(_reattachBackoff.Ticks * 2, TimeSpan.TicksPerSecond * 5));
-        Context.ActorSelection(_queue.Path).Tell(new Identify(_producerId), Self);
-    }
-
     private void HandleIdentity(ActorIdentity m)
     {
-        if (_lostSince is null || m.Subject is null || m.Subject.Equals(_queue)) return;
-        _log.Info("Producer {0}: a queue is back at {1}; re-registering.", _producerId, m.Subject.Path);
-        _queue = m.Subject;
-        _lostSince = null;
+        if (_reattach.Found(m, _queue) is not { } queue) return;
+        _log.Info("Producer {0}: a queue is back at {1}; re-registering.", _producerId, queue.Path);
+        _queue = queue;
         Timers.Cancel("reattach");
         Context.Watch(_queue);
         _lastHeard = Now;
@@ -226,7 +209,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     // The queue is gone for good: everything waiting is answered, and so is everything that comes later.
     private void Close(string reason)
     {
-        _lostSince = null;
+        _reattach.End();
         _closed = reason;
         _log.Info("Producer {0}: {1}", _producerId, reason);
         Fail(0, RejectReason.QueueStopped, reason);
