@@ -8,7 +8,9 @@ namespace ActorQueue;
 
 /// <summary>
 /// A competing consumer: tells its queue how many deliveries it may hold (prefetch) and runs the user's
-/// <see cref="IQueueHandler"/> on up to concurrency of them at once, on the thread pool, never on its own thread. It acks
+/// <see cref="IQueueHandler"/> on up to concurrency of them at once. A handler of unknown or noticeable cost runs on a
+/// thread of its slot's own (never this actor's, nor the shared pool's); one measured cheap, microseconds and completing
+/// at once, runs here in a batch, watched by a process-wide thread that reports progress for it should it block. It acks
 /// successes in batches and nacks failures; while handlers run it reports them in progress well before the ack deadline,
 /// so a slow but live handler, blocking or not, is not redelivered, and a handler that runs past handler-timeout is
 /// cancelled and nacked. Deliveries it never started go back with <see cref="Return"/> (their attempt does not count)
@@ -33,14 +35,22 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private TimeSpan _lastHeard;
     private TimeSpan _lastExtension;
     private TimeSpan? _lastAsync;
-    // What one handler call costs (Stopwatch ticks, smoothed; unknown until measured): cheap handlers run in chunks on
-    // the thread pool, the rest spread out on the slots' own threads.
+    // What one handler call costs (Stopwatch ticks, smoothed; unknown until measured): cheap handlers run here, watched,
+    // the rest on the slots' own threads.
     private double _syncCost = double.PositiveInfinity;
     private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 50_000.0; // 20 µs
     private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
 
     // Looking for a new queue at the path of one that terminated.
     private Reattachment _reattach;
+
+    // Cheap handlers run on this thread, watched by the process's watchdog; one that goes asynchronous continues off it.
+    private readonly InlineRun _inline;
+    private Delivery[] _inlineRun = new Delivery[16];
+    private CancellationTokenSource _inlineCancellation = new();
+    private readonly Dictionary<long, Running> _asyncRunning = new();
+
+    private readonly record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, bool TimedOut);
 
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
@@ -73,6 +83,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         _ackTimeout = settings.HandlerTimeout;
         _workers = new HandlerWorker[settings.Concurrency];
         for (var i = 0; i < _workers.Length; i++) _workers[i] = new HandlerWorker(Self, handler, Context.System.Scheduler) { QueueTag = _queueTag };
+        _inline = new InlineRun(Self);
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
@@ -83,6 +94,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     /// <inheritdoc />
     protected override void PreStart()
     {
+        ProgressWatchdog.Watch(_inline);
         Context.Watch(_queue);
         StartTicking();
         SendPull();
@@ -106,6 +118,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             case DeliveryBatch m: HandleDeliveries(m); break;
             case WorkerReport m: HandleReport(m); break;
+            case HandlerDone m: HandleDone(m); break;
             case ConsumerFlush: Flush(); break;
             case ConsumerTick: HandleTick(); break;
             case ConsumerRegistered m: HandleRegistered(m); break;
@@ -154,28 +167,122 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void StartWorkers()
     {
         if (_buffer.Count == 0) return;
-        var idle = 0;
-        foreach (var w in _workers) if (!w.Busy) idle++;
-        if (idle == 0) return;
-        // Cheap handlers that complete at once run in chunks: one hop to the thread pool and one report per chunk, and
-        // a batch handled in order is settled by one ack range. Costly ones are spread over the free workers; once one
-        // has gone asynchronous, deliveries are handed out singly so that one slow handler holds up no other.
+        var busy = _asyncRunning.Count;
+        foreach (var w in _workers) if (w.Busy) busy++;
         var async = _lastAsync is { } lastAsync && Now - lastAsync < TimeSpan.FromSeconds(1);
+        var cheap = !async && _syncCost < CheapHandler;
+        // Handlers measured cheap (microseconds, completing at once) run right here, a whole buffer at a time, while the
+        // watchdog reports progress for us should one of them block after all.
+        if (cheap && busy == 0)
+        {
+            RunInline();
+            if (_buffer.Count == 0) return;
+            async = true;
+            busy = _asyncRunning.Count;
+        }
+        var idle = _workers.Length - busy;
+        if (idle <= 0) return;
+        // Others run on the workers: costly ones spread over the free slots; once one has gone asynchronous, deliveries are
+        // handed out singly so that one slow handler holds up no other. Until measured, a handler runs a whole chunk on a
+        // slot's own thread: one that proves slow reports within milliseconds, and the rest is spread out.
+        var costly = !async && !double.IsPositiveInfinity(_syncCost);
         foreach (var w in _workers)
         {
-            if (_buffer.Count == 0) break;
+            if (_buffer.Count == 0 || idle == 0) break;
             if (w.Busy) continue;
-            // Until measured, a handler runs a whole chunk on the slot's own thread: one that proves slow reports within
-            // milliseconds, and what it has not started is spread over the other slots.
-            var cheap = !async && _syncCost < CheapHandler;
-            var costly = !async && !cheap && !double.IsPositiveInfinity(_syncCost);
             var chunk = async ? 1
                 : costly ? Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk)
                 : Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
             w.TimedOutId = 0;
-            w.Start(_buffer, chunk, onPool: cheap);
+            w.Start(_buffer, chunk);
             idle--;
         }
+    }
+
+    private void RunInline()
+    {
+        var n = Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
+        if (_inlineRun.Length < n) _inlineRun = new Delivery[Math.Min(HandlerWorker.MaxChunk, Math.Max(n, _inlineRun.Length * 2))];
+        for (var i = 0; i < n; i++) _inlineRun[i] = _buffer.PopFront();
+        var cancellation = _inlineCancellation;
+        var measure = ActorQueueMetrics.HandlerTime.Enabled;
+        var handled = 0;
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        _inline.Begin(_queue, _inlineRun, n, _ackTimeout, _settings.HandlerTimeout, cancellation);
+        try
+        {
+            for (var i = 0; i < n; i++)
+            {
+                _inline.Starting(i);
+                var d = _inlineRun[i];
+                var one = measure ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
+                Task task;
+                try
+                {
+                    task = _handler.HandleAsync(d, cancellation.Token)
+                           ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+                }
+                catch (Exception e)
+                {
+                    task = Task.FromException(e);
+                }
+                if (!task.IsCompleted)
+                {
+                    // It went asynchronous: it goes on off this thread with its token; the rest of the run goes back unstarted.
+                    TrackAsync(d.DeliveryId, task, cancellation);
+                    _inlineCancellation = new CancellationTokenSource();
+                    for (var j = n - 1; j > i; j--) _buffer.PushFront(_inlineRun[j]);
+                    _lastAsync = Now;
+                    break;
+                }
+                if (measure) ActorQueueMetrics.HandlerTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(one).TotalMilliseconds, _queueTag);
+                Settle(d.DeliveryId, task);
+                handled++;
+            }
+        }
+        finally
+        {
+            _inline.End();
+            Array.Clear(_inlineRun, 0, n);
+        }
+        if (handled > 0) _syncCost = 0.5 * _syncCost + 0.5 * ((double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled);
+        if (ReferenceEquals(cancellation, _inlineCancellation) && cancellation.IsCancellationRequested)
+        {
+            cancellation.Dispose();
+            _inlineCancellation = new CancellationTokenSource();
+        }
+        RequestFlush();
+    }
+
+    private void Settle(long deliveryId, Task task)
+    {
+        if (task.IsCompletedSuccessfully)
+        {
+            _acks.Add(deliveryId);
+            return;
+        }
+        var reason = task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
+        _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, reason);
+        _queue.Tell(new Nack(deliveryId, null, reason));
+    }
+
+    private void TrackAsync(long deliveryId, Task task, CancellationTokenSource cancellation)
+    {
+        _asyncRunning[deliveryId] = new Running(Now, cancellation, false);
+        task.ContinueWith(static (t, state) =>
+        {
+            var done = (HandlerDone)state!;
+            done.Consumer.Tell(done);
+        }, new HandlerDone(Self, deliveryId, task), CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+    }
+
+    private void HandleDone(HandlerDone done)
+    {
+        if (!_asyncRunning.Remove(done.DeliveryId, out var running)) return;
+        if (!running.TimedOut) Settle(done.DeliveryId, done.Task); // a timed-out one was nacked already
+        running.Cancellation.Dispose();
+        StartWorkers();
+        RequestFlush();
     }
 
     private void HandleReport(WorkerReport report)
@@ -201,7 +308,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             var cost = (double)report.ElapsedTicks / handled;
             if (double.IsPositiveInfinity(_syncCost)) _syncCost = cost; // the first measurement
             else if (report.Progress == WorkerProgress.Slowed) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once
-            else _syncCost = 0.8 * _syncCost + 0.2 * cost;
+            else _syncCost = 0.5 * _syncCost + 0.5 * cost; // quick to forget a first, JIT-heavy chunk
         }
         switch (report.Progress)
         {
@@ -306,6 +413,24 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             }
             if (w.TimedOutId != 0 && w.TimedOutId == w.CurrentId) timedOut++;
         }
+        foreach (var (id, r) in _asyncRunning.ToArray())
+        {
+            if (!r.TimedOut && now - r.StartedAt >= _settings.HandlerTimeout)
+            {
+                _asyncRunning[id] = r with { TimedOut = true };
+                _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);
+                _queue.Tell(new Nack(id, null, $"the handler ran past handler-timeout ({_settings.HandlerTimeout})"));
+                try
+                {
+                    r.Cancellation.Cancel();
+                }
+                catch (AggregateException e)
+                {
+                    _log.Warning(e, "Consumer of {0}: a handler's cancellation callback threw.", _queue);
+                }
+            }
+        }
+        foreach (var r in _asyncRunning.Values) if (r.TimedOut) timedOut++;
         if (timedOut > 0) ReturnFromWedged(timedOut);
 
         // Re-sync: a consumer that has heard nothing for a while says again what it can take (and who it thinks the
@@ -326,6 +451,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             var id = w.CurrentId;
             if (id != 0 && id != w.TimedOutId) _scratch.Add(id);
         }
+        foreach (var (id, r) in _asyncRunning)
+            if (!r.TimedOut) _scratch.Add(id);
         foreach (var id in _scratch) _queue.Tell(new InProgress(id));
     }
 
@@ -372,6 +499,18 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             w.TakeBackUnstarted(_buffer);
             w.Abandon();
+        }
+        ProgressWatchdog.Forget(_inline);
+        foreach (var r in _asyncRunning.Values)
+        {
+            try
+            {
+                r.Cancellation.Cancel();
+            }
+            catch (AggregateException)
+            {
+                // Stopping: a callback's failure changes nothing now.
+            }
         }
         ReturnBuffer();
         if (detach) _queue.Tell(Detach.Instance);

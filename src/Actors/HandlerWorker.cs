@@ -35,11 +35,10 @@ internal sealed class WorkerReport(HandlerWorker worker, int from, int to, List<
 }
 
 /// <summary>
-/// One handler slot of a <see cref="ConsumerActor"/>: runs a chunk of deliveries, one after another, never on the
-/// consumer's thread. Handlers of unknown or noticeable cost run on a thread of the slot's own, off the shared thread
+/// One handler slot of a <see cref="ConsumerActor"/> for handlers of unknown or noticeable cost: runs a chunk of
+/// deliveries, one after another, on a thread of the slot's own, never on the consumer's thread nor on the shared thread
 /// pool, so a handler that blocks (synchronous I/O, Thread.Sleep) can neither stop the consumer from reporting progress
-/// nor starve the actors of threads; handlers measured cheap (microseconds, completing at once) run their chunk on the
-/// thread pool, which hands work over faster. A handler that awaits continues on the thread pool as usual. Each delivery is claimed with one interlocked step before its handler
+/// nor starve the actors of threads. A handler that awaits continues on the thread pool as usual. Each delivery is claimed with one interlocked step before its handler
 /// starts, so the consumer can take back, at any moment, exactly the deliveries whose handler has not started
 /// (<see cref="TakeBackUnstarted"/>).
 /// </summary>
@@ -91,22 +90,14 @@ internal sealed class HandlerWorker
     /// <summary>When the running handler started (scheduler time, UTC ticks).</summary>
     public DateTimeOffset CurrentStartedAt => new(Volatile.Read(ref _currentStartedTicks), TimeSpan.Zero);
 
-    /// <summary>
-    /// Starts a chunk taken from the front of <paramref name="buffer"/> (consumer only), on the slot's own thread or, for
-    /// handlers known to be cheap, on the thread pool.
-    /// </summary>
-    public void Start(RingBuffer<Delivery> buffer, int count, bool onPool)
+    /// <summary>Starts a chunk taken from the front of <paramref name="buffer"/> on the slot's own thread (consumer only).</summary>
+    public void Start(RingBuffer<Delivery> buffer, int count)
     {
         count = Math.Min(Math.Min(count, MaxChunk), buffer.Count);
         for (var i = 0; i < count; i++) _chunk[i] = buffer.PopFront();
         _count = count;
         Volatile.Write(ref _next, 0);
         Busy = true;
-        if (onPool)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), this, preferLocal: false);
-            return;
-        }
         if (_thread is null)
         {
             _thread = new Thread(Loop) { IsBackground = true, Name = "actor-queue-handler" };

@@ -93,6 +93,30 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(new (object, int)[] { (0, 1), (1, 1), (2, 1) }, handled.OrderBy(h => h.Message).ToArray());
     }
 
+    // 3. A handler measured cheap runs on the consumer's thread; if it blocks after all, the watchdog reports for it.
+    [Fact]
+    public async Task A_cheap_handler_that_suddenly_blocks_is_kept_alive_by_the_watchdog_and_never_redelivered()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 400) with { AckTimeout = TimeSpan.FromSeconds(2), MaxAttempts = 2 });
+        var handled = new ConcurrentQueue<(object Message, int Attempt)>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            if (d.Message is "block") Thread.Sleep(7000); // on the consumer's own thread, three and a half ack-timeouts
+            handled.Enqueue((d.Message, d.Attempt));
+            return Task.CompletedTask;
+        }, new ConsumerSettings { Prefetch = 8, Concurrency = 1 }));
+        // Enough quick deliveries for the consumer to measure its handler as cheap and run it on its own thread.
+        for (var i = 0; i < 300; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(300, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(10));
+        queue.Tell(new Enqueue("block"), ActorRefs.NoSender);
+        for (var i = 300; i < 303; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(304, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(20));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((0L, 0), (stats.Redelivered, stats.Dead));
+        Assert.All(handled, h => Assert.Equal(1, h.Attempt));
+        Assert.Equal(304, handled.Count);
+    }
+
     // 4. After a stall, a consumer ran its stale first copy after the redelivered copy had been handled.
     [Fact]
     public async Task Deliveries_taken_back_after_a_stall_are_revoked_and_never_run_after_their_redelivery()

@@ -1,0 +1,121 @@
+using System.Diagnostics;
+using ActorQueue.Protocol;
+using Akka.Actor;
+
+namespace ActorQueue;
+
+/// <summary>
+/// Reports progress for a consumer while it runs cheap handlers on its own thread, independently of that thread: if a
+/// handler that used to complete at once blocks, the consumer cannot tick, so this watch sends its
+/// <see cref="InProgress"/> for it (every third of the ack-timeout) and cancels the run's token once it has lasted
+/// handler-timeout. One background thread serves every consumer in the process (<see cref="ProgressWatchdog"/>); it wakes
+/// every 50 ms and does nothing while runs are short.
+/// </summary>
+internal sealed class InlineRun
+{
+    private readonly IActorRef _consumer;
+    private readonly object _gate = new();
+    private IActorRef _queue = ActorRefs.Nobody;
+    private Delivery[] _deliveries = [];
+    private int _count;
+    private int _next;
+    private long _startedAt;
+    private long _reportedAt;
+    private long _extendEvery;
+    private long _timeout;
+    private CancellationTokenSource? _cancellation;
+    private bool _cancelled;
+
+    public InlineRun(IActorRef consumer) => _consumer = consumer;
+
+    /// <summary>A run of <paramref name="count"/> deliveries begins on the consumer's thread.</summary>
+    public void Begin(IActorRef queue, Delivery[] deliveries, int count, TimeSpan ackTimeout, TimeSpan handlerTimeout, CancellationTokenSource cancellation)
+    {
+        var now = Stopwatch.GetTimestamp();
+        lock (_gate)
+        {
+            _queue = queue;
+            _deliveries = deliveries;
+            _count = count;
+            _next = 0;
+            _startedAt = _reportedAt = now;
+            _extendEvery = (long)(ackTimeout.TotalSeconds / 3 * Stopwatch.Frequency);
+            _timeout = (long)(handlerTimeout.TotalSeconds * Stopwatch.Frequency);
+            _cancellation = cancellation;
+            _cancelled = false;
+        }
+    }
+
+    /// <summary>The handler of delivery <paramref name="index"/> of the run is starting (one volatile write: the hot path).</summary>
+    public void Starting(int index) => Volatile.Write(ref _next, index);
+
+    /// <summary>The run is over.</summary>
+    public void End()
+    {
+        lock (_gate) _count = 0;
+    }
+
+    /// <summary>On the watch's thread: reports progress for a run that has gone on long, and cancels a handler past its timeout.</summary>
+    public void Check(long now)
+    {
+        CancellationTokenSource? cancel = null;
+        lock (_gate)
+        {
+            if (_count == 0) return;
+            if (now - _reportedAt >= _extendEvery)
+            {
+                _reportedAt = now;
+                for (var i = Volatile.Read(ref _next); i < _count; i++) _queue.Tell(new InProgress(_deliveries[i].DeliveryId), _consumer);
+            }
+            if (!_cancelled && now - _startedAt >= _timeout)
+            {
+                _cancelled = true;
+                cancel = _cancellation;
+            }
+        }
+        try
+        {
+            cancel?.Cancel();
+        }
+        catch (Exception e) when (e is AggregateException or ObjectDisposedException)
+        {
+            // A cancellation callback threw, or the run has just ended; the handler's own outcome reports the rest.
+        }
+    }
+}
+
+/// <summary>The one thread that checks every consumer's <see cref="InlineRun"/>.</summary>
+internal static class ProgressWatchdog
+{
+    private static readonly List<InlineRun> Runs = new();
+    private static Thread? _thread;
+
+    public static void Watch(InlineRun run)
+    {
+        lock (Runs)
+        {
+            Runs.Add(run);
+            if (_thread is not null) return;
+            _thread = new Thread(Loop) { IsBackground = true, Name = "actor-queue-watchdog" };
+            _thread.Start();
+        }
+    }
+
+    public static void Forget(InlineRun run)
+    {
+        lock (Runs) Runs.Remove(run);
+    }
+
+    private static void Loop()
+    {
+        var snapshot = new List<InlineRun>();
+        while (true)
+        {
+            Thread.Sleep(50);
+            snapshot.Clear();
+            lock (Runs) snapshot.AddRange(Runs);
+            var now = Stopwatch.GetTimestamp();
+            foreach (var run in snapshot) run.Check(now);
+        }
+    }
+}
