@@ -38,7 +38,10 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     // What one handler call costs (Stopwatch ticks, smoothed; unknown until measured): cheap handlers run here, watched,
     // the rest on the slots' own threads.
     private double _syncCost = double.PositiveInfinity;
-    private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 50_000.0; // 20 µs
+    // Cheap enough to run here: under 100 µs a call on average (a run of them may be preempted on a busy machine, so the
+    // bar is not set at the handler's true cost; the watchdog covers a run that goes on).
+    private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 10_000.0; // 100 µs
+    private const int ProbeSize = 1;
     private KeyValuePair<string, object?> _queueTag = new(ActorQueueMetrics.QueueTag, "unregistered");
 
     // Looking for a new queue at the path of one that terminated.
@@ -166,25 +169,25 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void StartWorkers()
     {
-        if (_buffer.Count == 0) return;
-        var busy = _asyncRunning.Count;
-        foreach (var w in _workers) if (w.Busy) busy++;
-        var async = _lastAsync is { } lastAsync && Now - lastAsync < TimeSpan.FromSeconds(1);
-        var cheap = !async && _syncCost < CheapHandler;
-        // Handlers measured cheap (microseconds, completing at once) run right here, a whole buffer at a time, while the
-        // watchdog reports progress for us should one of them block after all.
-        if (cheap && busy == 0)
+        var busy = 0;
+        var async = false;
+        while (_buffer.Count > 0)
         {
-            RunInline();
-            if (_buffer.Count == 0) return;
-            async = true;
             busy = _asyncRunning.Count;
+            foreach (var w in _workers) if (w.Busy) busy++;
+            async = _lastAsync is { } lastAsync && Now - lastAsync < TimeSpan.FromSeconds(1);
+            var probing = double.IsPositiveInfinity(_syncCost);
+            // Handlers measured cheap (microseconds, completing at once) run right here, a whole buffer at a time, while
+            // the watchdog reports progress for us should one of them block after all. Until measured, one runs here
+            // alone, as a probe: a slow one sends the rest to the workers at once.
+            if (async || busy > 0 || !(probing || _syncCost < CheapHandler)) break;
+            RunInline(probing);
         }
+        if (_buffer.Count == 0) return;
         var idle = _workers.Length - busy;
         if (idle <= 0) return;
-        // Others run on the workers: costly ones spread over the free slots; once one has gone asynchronous, deliveries are
-        // handed out singly so that one slow handler holds up no other. Until measured, a handler runs a whole chunk on a
-        // slot's own thread: one that proves slow reports within milliseconds, and the rest is spread out.
+        // The rest run on the workers: costly ones spread over the free slots; once one has gone asynchronous, deliveries
+        // are handed out singly so that one slow handler holds up no other.
         var costly = !async && !double.IsPositiveInfinity(_syncCost);
         foreach (var w in _workers)
         {
@@ -199,16 +202,19 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
     }
 
-    private void RunInline()
+    private void RunInline(bool probing)
     {
-        var n = Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
+        var n = Math.Min(_buffer.Count, probing ? ProbeSize : HandlerWorker.MaxChunk);
         if (_inlineRun.Length < n) _inlineRun = new Delivery[Math.Min(HandlerWorker.MaxChunk, Math.Max(n, _inlineRun.Length * 2))];
         for (var i = 0; i < n; i++) _inlineRun[i] = _buffer.PopFront();
         var cancellation = _inlineCancellation;
-        var measure = ActorQueueMetrics.HandlerTime.Enabled;
+        var measure = probing || ActorQueueMetrics.HandlerTime.Enabled;
+        var quickest = double.PositiveInfinity;
         var handled = 0;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        _inline.Begin(_queue, _inlineRun, n, _ackTimeout, _settings.HandlerTimeout, cancellation);
+        var waiting = _buffer.Count == 0 ? [] : new long[_buffer.Count];
+        for (var i = 0; i < waiting.Length; i++) waiting[i] = _buffer[i].DeliveryId;
+        _inline.Begin(_queue, _inlineRun, n, waiting, _ackTimeout, _settings.HandlerTimeout, cancellation);
         try
         {
             for (var i = 0; i < n; i++)
@@ -235,7 +241,12 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
                     _lastAsync = Now;
                     break;
                 }
-                if (measure) ActorQueueMetrics.HandlerTime.Record(System.Diagnostics.Stopwatch.GetElapsedTime(one).TotalMilliseconds, _queueTag);
+                if (measure)
+                {
+                    var took = System.Diagnostics.Stopwatch.GetTimestamp() - one;
+                    quickest = Math.Min(quickest, took);
+                    if (ActorQueueMetrics.HandlerTime.Enabled) ActorQueueMetrics.HandlerTime.Record((double)took * 1000 / System.Diagnostics.Stopwatch.Frequency, _queueTag);
+                }
                 Settle(d.DeliveryId, task);
                 handled++;
             }
@@ -245,7 +256,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _inline.End();
             Array.Clear(_inlineRun, 0, n);
         }
-        if (handled > 0) _syncCost = 0.5 * _syncCost + 0.5 * ((double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled);
+        if (probing) _syncCost = handled > 0 ? quickest : double.PositiveInfinity;
+        else if (handled > 0) _syncCost = 0.5 * _syncCost + 0.5 * ((double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled);
         if (ReferenceEquals(cancellation, _inlineCancellation) && cancellation.IsCancellationRequested)
         {
             cancellation.Dispose();
@@ -279,6 +291,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleDone(HandlerDone done)
     {
         if (!_asyncRunning.Remove(done.DeliveryId, out var running)) return;
+        if (ActorQueueMetrics.HandlerTime.Enabled) ActorQueueMetrics.HandlerTime.Record((Now - running.StartedAt).TotalMilliseconds, _queueTag);
         if (!running.TimedOut) Settle(done.DeliveryId, done.Task); // a timed-out one was nacked already
         running.Cancellation.Dispose();
         StartWorkers();

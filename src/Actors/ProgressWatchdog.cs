@@ -17,6 +17,7 @@ internal sealed class InlineRun
     private readonly object _gate = new();
     private IActorRef _queue = ActorRefs.Nobody;
     private Delivery[] _deliveries = [];
+    private long[] _waiting = [];
     private int _count;
     private int _next;
     private long _startedAt;
@@ -28,14 +29,18 @@ internal sealed class InlineRun
 
     public InlineRun(IActorRef consumer) => _consumer = consumer;
 
-    /// <summary>A run of <paramref name="count"/> deliveries begins on the consumer's thread.</summary>
-    public void Begin(IActorRef queue, Delivery[] deliveries, int count, TimeSpan ackTimeout, TimeSpan handlerTimeout, CancellationTokenSource cancellation)
+    /// <summary>
+    /// A run of <paramref name="count"/> deliveries begins on the consumer's thread; <paramref name="waiting"/> are the
+    /// deliveries it holds besides (kept alive too while the run lasts).
+    /// </summary>
+    public void Begin(IActorRef queue, Delivery[] deliveries, int count, long[] waiting, TimeSpan ackTimeout, TimeSpan handlerTimeout, CancellationTokenSource cancellation)
     {
         var now = Stopwatch.GetTimestamp();
         lock (_gate)
         {
             _queue = queue;
             _deliveries = deliveries;
+            _waiting = waiting;
             _count = count;
             _next = 0;
             _startedAt = _reportedAt = now;
@@ -66,6 +71,7 @@ internal sealed class InlineRun
             {
                 _reportedAt = now;
                 for (var i = Volatile.Read(ref _next); i < _count; i++) _queue.Tell(new InProgress(_deliveries[i].DeliveryId), _consumer);
+                foreach (var id in _waiting) _queue.Tell(new InProgress(id), _consumer);
             }
             if (!_cancelled && now - _startedAt >= _timeout)
             {

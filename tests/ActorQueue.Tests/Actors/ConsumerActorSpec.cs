@@ -52,6 +52,12 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     public async Task Consumer_must_settle_a_batch_handled_in_order_with_one_ack_range()
     {
         var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask));
+        // A few single deliveries first: the consumer measures its handler (the first call pays for JIT) as cheap.
+        for (var i = 1; i <= 6; i++)
+        {
+            consumer.Tell(new DeliveryBatch(i, [i]), queue.Ref);
+            Assert.Equal(i, (await queue.FishForMessageAsync<Ack>(m => m is Ack)).DeliveryId);
+        }
         consumer.Tell(new DeliveryBatch(7, ["a", "b", "c", "d"]), queue.Ref);
         var range = await queue.FishForMessageAsync<AckRange>(m => m is AckRange);
         Assert.Equal((7, 10), (range.FromDeliveryId, range.ToDeliveryId));
