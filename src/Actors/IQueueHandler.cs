@@ -8,9 +8,10 @@ public interface IQueueHandler
     /// <summary>
     /// Processes one delivery. Completing the task acks it; throwing or faulting nacks it (retried with backoff,
     /// dead-lettered after max-attempts). Honour <paramref name="cancellationToken"/>: it fires when the handler
-    /// runs past handler-timeout or the consumer stops. It starts on a thread of the consumer's own (one per concurrency
-    /// slot), never on the consumer actor's thread nor on the shared thread pool, so blocking here (synchronous I/O)
-    /// delays only this slot; after an await it continues on the thread pool as usual.
+    /// runs past handler-timeout or the consumer stops. A handler the consumer has measured cheap (microseconds,
+    /// completing at once) runs on the consumer's thread, watched so that progress is still reported if it blocks; any
+    /// other starts on a thread of its concurrency slot's own, off the shared thread pool, so blocking here (synchronous
+    /// I/O) delays only this slot. After an await it continues on the thread pool as usual.
     /// </summary>
     /// <param name="delivery">The delivery: its message, id and attempt (above 1 means it may be a duplicate).</param>
     /// <param name="cancellationToken">Cancelled on handler timeout or consumer shutdown.</param>
