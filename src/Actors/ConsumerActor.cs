@@ -222,16 +222,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
                 _inline.Starting(i);
                 var d = _inlineRun[i];
                 var one = measure ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
-                Task task;
-                try
-                {
-                    task = _handler.HandleAsync(d, cancellation.Token)
-                           ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
-                }
-                catch (Exception e)
-                {
-                    task = Task.FromException(e);
-                }
+                var task = HandlerWorker.Invoke(_handler, d, cancellation.Token);
                 if (!task.IsCompleted)
                 {
                     // It went asynchronous: it goes on off this thread with its token; the rest of the run goes back unstarted.
@@ -273,7 +264,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _acks.Add(deliveryId);
             return;
         }
-        var reason = task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
+        var reason = HandlerWorker.FailureOf(task);
         _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, reason);
         _queue.Tell(new Nack(deliveryId, null, reason));
     }

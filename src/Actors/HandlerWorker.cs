@@ -163,6 +163,24 @@ internal sealed class HandlerWorker
         if (_thread is not null) _go.Release();
     }
 
+    /// <summary>Calls the user's handler: a throw or a null task becomes a faulted task, never an exception here.</summary>
+    public static Task Invoke(IQueueHandler handler, Delivery delivery, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return handler.HandleAsync(delivery, cancellationToken)
+                   ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+        }
+        catch (Exception e)
+        {
+            return Task.FromException(e);
+        }
+    }
+
+    /// <summary>Why a handler's completed task is not a success, as the nack's reason.</summary>
+    public static string FailureOf(Task task) =>
+        task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
+
     /// <summary>The delivery at position <paramref name="index"/> of the chunk a report is about (consumer only).</summary>
     public long DeliveryIdAt(int index) => _chunk[index].DeliveryId;
 
@@ -179,16 +197,7 @@ internal sealed class HandlerWorker
             Volatile.Write(ref _currentStartedTicks, _scheduler.Now.UtcTicks);
             Volatile.Write(ref _currentId, delivery.DeliveryId);
             var started = Stopwatch.GetTimestamp();
-            Task task;
-            try
-            {
-                task = _handler.HandleAsync(delivery, _cancellation.Token)
-                       ?? Task.FromException(new InvalidOperationException("The handler returned a null Task."));
-            }
-            catch (Exception e)
-            {
-                task = Task.FromException(e);
-            }
+            var task = Invoke(_handler, delivery, _cancellation.Token);
             if (!task.IsCompleted)
             {
                 // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
@@ -204,8 +213,7 @@ internal sealed class HandlerWorker
             }
             if (ActorQueueMetrics.HandlerTime.Enabled)
                 ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
-            if (!task.IsCompletedSuccessfully)
-                (_failures ??= new()).Add((i, task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}"));
+            if (!task.IsCompletedSuccessfully) (_failures ??= new()).Add((i, FailureOf(task)));
             done = i + 1;
             Volatile.Write(ref _currentId, 0);
             if (_cancellation.IsCancellationRequested)
