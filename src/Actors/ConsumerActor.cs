@@ -181,7 +181,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             // the watchdog reports progress for us should one of them block after all. Until measured, one runs here
             // alone, as a probe: a slow one sends the rest to the workers at once.
             if (async || busy > 0 || !(probing || _syncCost < CheapHandler)) break;
-            RunInline(probing);
+            // A run cut short by handler-timeout stops here: the mailbox (revocations above all) is read before more
+            // starts, and the flush that follows resumes the work.
+            if (!RunInline(probing)) return;
         }
         if (_buffer.Count == 0) return;
         var idle = _workers.Length - busy;
@@ -197,12 +199,14 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
                 : costly ? Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk)
                 : Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
             w.TimedOutId = 0;
+            w.ProcessedUpTo = 0;
             w.Start(_buffer, chunk);
             idle--;
         }
     }
 
-    private void RunInline(bool probing)
+    /// <summary>Runs a batch here; false when the run was cut short by handler-timeout.</summary>
+    private bool RunInline(bool probing)
     {
         var n = Math.Min(_buffer.Count, probing ? ProbeSize : HandlerWorker.MaxChunk);
         if (_inlineRun.Length < n) _inlineRun = new Delivery[Math.Min(HandlerWorker.MaxChunk, Math.Max(n, _inlineRun.Length * 2))];
@@ -212,14 +216,16 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         var quickest = double.PositiveInfinity;
         var handled = 0;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        var waiting = _buffer.Count == 0 ? [] : new long[_buffer.Count];
-        for (var i = 0; i < waiting.Length; i++) waiting[i] = _buffer[i].DeliveryId;
+        // Kept alive by the watchdog besides the run itself: what waits in the buffer, and acks not sent yet (the flush
+        // cannot run while this thread is busy).
+        var waiting = _buffer.Count + _acks.Count == 0 ? [] : new long[_buffer.Count + _acks.Count];
+        for (var i = 0; i < _buffer.Count; i++) waiting[i] = _buffer[i].DeliveryId;
+        _acks.CopyTo(waiting, _buffer.Count);
         _inline.Begin(_queue, _inlineRun, n, waiting, _ackTimeout, _settings.HandlerTimeout, cancellation);
         try
         {
             for (var i = 0; i < n; i++)
             {
-                _inline.Starting(i);
                 var d = _inlineRun[i];
                 var one = measure ? System.Diagnostics.Stopwatch.GetTimestamp() : 0;
                 var task = HandlerWorker.Invoke(_handler, d, cancellation.Token);
@@ -230,6 +236,14 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
                     _inlineCancellation = new CancellationTokenSource();
                     for (var j = n - 1; j > i; j--) _buffer.PushFront(_inlineRun[j]);
                     _lastAsync = Now;
+                    break;
+                }
+                if (cancellation.IsCancellationRequested && i + 1 < n)
+                {
+                    // The run outlived handler-timeout: the rest must not start with a cancelled token; they go back.
+                    Settle(d.DeliveryId, task);
+                    handled++;
+                    for (var j = n - 1; j > i; j--) _buffer.PushFront(_inlineRun[j]);
                     break;
                 }
                 if (measure)
@@ -249,12 +263,11 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
         if (probing) _syncCost = handled > 0 ? quickest : double.PositiveInfinity;
         else if (handled > 0) _syncCost = 0.5 * _syncCost + 0.5 * ((double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled);
-        if (ReferenceEquals(cancellation, _inlineCancellation) && cancellation.IsCancellationRequested)
-        {
-            cancellation.Dispose();
-            _inlineCancellation = new CancellationTokenSource();
-        }
         RequestFlush();
+        if (!ReferenceEquals(cancellation, _inlineCancellation) || !cancellation.IsCancellationRequested) return true;
+        cancellation.Dispose();
+        _inlineCancellation = new CancellationTokenSource();
+        return false;
     }
 
     private void Settle(long deliveryId, Task task)
@@ -292,6 +305,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void HandleReport(WorkerReport report)
     {
         var w = report.Worker;
+        w.ProcessedUpTo = report.To;
         var failures = report.Failures;
         var f = 0;
         for (var i = report.From; i < report.To; i++)
@@ -357,6 +371,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     {
         _flushPending = false;
         SendAcks();
+        StartWorkers();
     }
 
     private void SendAcks()
@@ -449,11 +464,12 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         _lastExtension = now;
         _scratch.Clear();
         for (var i = 0; i < _buffer.Count; i++) _scratch.Add(_buffer[i].DeliveryId);
+        // Everything a worker's chunk still holds, finished-but-unreported included (a handler that blocks after quick ones
+        // holds back their report), except a handler already nacked for running past its timeout.
         foreach (var w in _workers)
         {
-            w.CopyUnstarted(_scratch);
-            var id = w.CurrentId;
-            if (id != 0 && id != w.TimedOutId) _scratch.Add(id);
+            w.CopyHeld(_scratch);
+            if (w.TimedOutId != 0) _scratch.RemoveAll(id => id == w.TimedOutId);
         }
         foreach (var (id, r) in _asyncRunning)
             if (!r.TimedOut) _scratch.Add(id);

@@ -58,11 +58,13 @@ internal sealed class HandlerWorker
     private readonly Delivery[] _chunk = new Delivery[MaxChunk];
     private int _count;
     private int _next;
+    private int _heldUntil;
     private int _reported;
     private List<(int Index, string Reason)>? _failures;
-    private CancellationTokenSource _cancellation = new();
-    private long _currentId;
-    private long _currentStartedTicks;
+    // The delivery whose handler runs now, with its own token and start: a cancel can only ever reach that delivery.
+    private Current? _current;
+
+    private sealed record Current(long DeliveryId, long StartedTicks, CancellationTokenSource Cancellation);
     private readonly SemaphoreSlim _go = new(0);
     private Thread? _thread;
     private volatile bool _abandoned;
@@ -85,10 +87,13 @@ internal sealed class HandlerWorker
     public KeyValuePair<string, object?> QueueTag { get; set; }
 
     /// <summary>The delivery whose handler is running now, or 0.</summary>
-    public long CurrentId => Volatile.Read(ref _currentId);
+    public long CurrentId => Volatile.Read(ref _current)?.DeliveryId ?? 0;
 
     /// <summary>When the running handler started (scheduler time, UTC ticks).</summary>
-    public DateTimeOffset CurrentStartedAt => new(Volatile.Read(ref _currentStartedTicks), TimeSpan.Zero);
+    public DateTimeOffset CurrentStartedAt => new(Volatile.Read(ref _current)?.StartedTicks ?? 0, TimeSpan.Zero);
+
+    /// <summary>How far the consumer has taken this chunk's reports (consumer only): what lies beyond is still held.</summary>
+    public int ProcessedUpTo { get; set; }
 
     /// <summary>Starts a chunk taken from the front of <paramref name="buffer"/> on the slot's own thread (consumer only).</summary>
     public void Start(RingBuffer<Delivery> buffer, int count)
@@ -96,6 +101,7 @@ internal sealed class HandlerWorker
         count = Math.Min(Math.Min(count, MaxChunk), buffer.Count);
         for (var i = 0; i < count; i++) _chunk[i] = buffer.PopFront();
         _count = count;
+        _heldUntil = count;
         Volatile.Write(ref _next, 0);
         Busy = true;
         if (_thread is null)
@@ -126,14 +132,18 @@ internal sealed class HandlerWorker
         if (!Busy) return 0;
         var from = Interlocked.Exchange(ref _next, _count);
         for (var i = _count - 1; i >= from; i--) buffer.PushFront(_chunk[i]);
+        if (from < _heldUntil) _heldUntil = from;
         return Math.Max(0, _count - from);
     }
 
-    /// <summary>The deliveries of the chunk not started yet (a snapshot, for progress reports).</summary>
-    public void CopyUnstarted(List<long> output)
+    /// <summary>
+    /// The deliveries of the chunk the consumer still holds (a snapshot, for progress reports): those not reported yet,
+    /// finished or running or not started.
+    /// </summary>
+    public void CopyHeld(List<long> output)
     {
         if (!Busy) return;
-        for (var i = Math.Max(0, Volatile.Read(ref _next)); i < _count; i++) output.Add(_chunk[i].DeliveryId);
+        for (var i = ProcessedUpTo; i < _heldUntil; i++) output.Add(_chunk[i].DeliveryId);
     }
 
     /// <summary>The consumer took the report of a finished chunk: the worker is free again (consumer only).</summary>
@@ -142,11 +152,11 @@ internal sealed class HandlerWorker
     /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs).</summary>
     public void Cancel(long deliveryId = 0)
     {
-        var cancellation = _cancellation;
-        if (deliveryId != 0 && CurrentId != deliveryId) return;
+        var current = Volatile.Read(ref _current);
+        if (current is null || (deliveryId != 0 && current.DeliveryId != deliveryId)) return;
         try
         {
-            cancellation.Cancel();
+            current.Cancellation.Cancel();
         }
         catch (Exception e) when (e is AggregateException or ObjectDisposedException)
         {
@@ -194,10 +204,10 @@ internal sealed class HandlerWorker
             var i = Interlocked.Increment(ref _next) - 1;
             if (i >= _count || _abandoned) break;
             var delivery = _chunk[i];
-            Volatile.Write(ref _currentStartedTicks, _scheduler.Now.UtcTicks);
-            Volatile.Write(ref _currentId, delivery.DeliveryId);
+            var current = new Current(delivery.DeliveryId, _scheduler.Now.UtcTicks, new CancellationTokenSource());
+            Volatile.Write(ref _current, current);
             var started = Stopwatch.GetTimestamp();
-            var task = Invoke(_handler, delivery, _cancellation.Token);
+            var task = Invoke(_handler, delivery, current.Cancellation.Token);
             if (!task.IsCompleted)
             {
                 // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
@@ -215,12 +225,8 @@ internal sealed class HandlerWorker
                 ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
             if (!task.IsCompletedSuccessfully) (_failures ??= new()).Add((i, FailureOf(task)));
             done = i + 1;
-            Volatile.Write(ref _currentId, 0);
-            if (_cancellation.IsCancellationRequested)
-            {
-                _cancellation.Dispose();
-                _cancellation = new CancellationTokenSource();
-            }
+            Volatile.Write(ref _current, null);
+            current.Cancellation.Dispose();
             if (Volatile.Read(ref _next) >= _count) continue;
             if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter) Report(done, WorkerProgress.Slowed);
             else if (done - _reported >= ProgressEvery) Report(done, WorkerProgress.Running);

@@ -7,8 +7,8 @@ namespace ActorQueue;
 /// <summary>
 /// Reports progress for a consumer while it runs cheap handlers on its own thread, independently of that thread: if a
 /// handler that used to complete at once blocks, the consumer cannot tick, so this watch sends its
-/// <see cref="InProgress"/> for it (every third of the ack-timeout) and cancels the run's token once it has lasted
-/// handler-timeout. One background thread serves every consumer in the process (<see cref="ProgressWatchdog"/>); it wakes
+/// <see cref="InProgress"/> for it (every third of the ack-timeout) and, once the run has lasted handler-timeout, cancels
+/// its token and stops, so that a handler ignoring cancellation loses its deliveries to the queue's deadline. One background thread serves every consumer in the process (<see cref="ProgressWatchdog"/>); it wakes
 /// every 50 ms and does nothing while runs are short.
 /// </summary>
 internal sealed class InlineRun
@@ -19,7 +19,6 @@ internal sealed class InlineRun
     private Delivery[] _deliveries = [];
     private long[] _waiting = [];
     private int _count;
-    private int _next;
     private long _startedAt;
     private long _reportedAt;
     private long _extendEvery;
@@ -42,7 +41,6 @@ internal sealed class InlineRun
             _deliveries = deliveries;
             _waiting = waiting;
             _count = count;
-            _next = 0;
             _startedAt = _reportedAt = now;
             _extendEvery = (long)(ackTimeout.TotalSeconds / 3 * Stopwatch.Frequency);
             _timeout = (long)(handlerTimeout.TotalSeconds * Stopwatch.Frequency);
@@ -51,41 +49,40 @@ internal sealed class InlineRun
         }
     }
 
-    /// <summary>The handler of delivery <paramref name="index"/> of the run is starting (one volatile write: the hot path).</summary>
-    public void Starting(int index) => Volatile.Write(ref _next, index);
-
     /// <summary>The run is over.</summary>
     public void End()
     {
         lock (_gate) _count = 0;
     }
 
-    /// <summary>On the watch's thread: reports progress for a run that has gone on long, and cancels a handler past its timeout.</summary>
+    /// <summary>
+    /// On the watch's thread: reports progress for a run that has gone on long (all of it: finished deliveries' acks wait
+    /// for the thread too), and once it has lasted handler-timeout cancels its token and stops reporting, so that the
+    /// queue takes back what a handler that ignores cancellation would otherwise hold for ever.
+    /// </summary>
     public void Check(long now)
     {
-        CancellationTokenSource? cancel = null;
         lock (_gate)
         {
-            if (_count == 0) return;
-            if (now - _reportedAt >= _extendEvery)
-            {
-                _reportedAt = now;
-                for (var i = Volatile.Read(ref _next); i < _count; i++) _queue.Tell(new InProgress(_deliveries[i].DeliveryId), _consumer);
-                foreach (var id in _waiting) _queue.Tell(new InProgress(id), _consumer);
-            }
-            if (!_cancelled && now - _startedAt >= _timeout)
+            if (_count == 0 || _cancelled) return;
+            if (now - _startedAt >= _timeout)
             {
                 _cancelled = true;
-                cancel = _cancellation;
+                try
+                {
+                    // Under the lock, so that it cannot reach the next run's token.
+                    _cancellation?.Cancel();
+                }
+                catch (Exception e) when (e is AggregateException or ObjectDisposedException)
+                {
+                    // A cancellation callback threw, or the run has just ended; the handler's own outcome reports the rest.
+                }
+                return;
             }
-        }
-        try
-        {
-            cancel?.Cancel();
-        }
-        catch (Exception e) when (e is AggregateException or ObjectDisposedException)
-        {
-            // A cancellation callback threw, or the run has just ended; the handler's own outcome reports the rest.
+            if (now - _reportedAt < _extendEvery) return;
+            _reportedAt = now;
+            for (var i = 0; i < _count; i++) _queue.Tell(new InProgress(_deliveries[i].DeliveryId), _consumer);
+            foreach (var id in _waiting) _queue.Tell(new InProgress(id), _consumer);
         }
     }
 }

@@ -117,6 +117,29 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(304, handled.Count);
     }
 
+    // 3. Found in review: quick deliveries finished before a blocking one in the same worker chunk were not kept alive.
+    [Fact]
+    public async Task Deliveries_finished_before_a_handler_blocks_in_the_same_chunk_are_kept_alive_and_not_redelivered()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 50) with { AckTimeout = TimeSpan.FromSeconds(2), MaxAttempts = 5 });
+        var handled = new ConcurrentQueue<(object Message, int Attempt)>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            if (d.Message is "probe") Thread.Sleep(2); // measured costly: later deliveries go to a worker in one chunk
+            if (d.Message is "block") Thread.Sleep(7000);
+            handled.Enqueue((d.Message, d.Attempt));
+            return Task.CompletedTask;
+        }, new ConsumerSettings { Prefetch = 20, Concurrency = 1 }));
+        queue.Tell(new Enqueue("probe"), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Acked));
+        for (var i = 0; i < 10; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        queue.Tell(new Enqueue("block"), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(12, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(15));
+        Assert.Equal(0L, (await queue.StatsAsync()).Redelivered);
+        Assert.Equal(12, handled.Count);
+        Assert.All(handled, h => Assert.Equal(1, h.Attempt));
+    }
+
     // 4. After a stall, a consumer ran its stale first copy after the redelivered copy had been handled.
     [Fact]
     public async Task Deliveries_taken_back_after_a_stall_are_revoked_and_never_run_after_their_redelivery()
