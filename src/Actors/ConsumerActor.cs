@@ -216,11 +216,11 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         var quickest = double.PositiveInfinity;
         var handled = 0;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
-        // Kept alive by the watchdog besides the run itself: what waits in the buffer, and acks not sent yet (the flush
-        // cannot run while this thread is busy).
-        var waiting = _buffer.Count + _acks.Count == 0 ? [] : new long[_buffer.Count + _acks.Count];
-        for (var i = 0; i < _buffer.Count; i++) waiting[i] = _buffer[i].DeliveryId;
-        _acks.CopyTo(waiting, _buffer.Count);
+        // Acks gathered so far go out first (the flush cannot run while this thread is busy); the watchdog keeps alive the
+        // run itself and what waits in the buffer.
+        SendAcks();
+        var waiting = _buffer.Count == 0 ? [] : new long[_buffer.Count];
+        for (var i = 0; i < waiting.Length; i++) waiting[i] = _buffer[i].DeliveryId;
         _inline.Begin(_queue, _inlineRun, n, waiting, _ackTimeout, _settings.HandlerTimeout, cancellation);
         try
         {
