@@ -124,9 +124,6 @@ internal sealed partial class QueueState
     public int ConsumerCount => _consumers.Count;
     public int ActiveProducerCount => _activeProducerList.Count;
 
-    /// <summary>Producers remembered, active or not (their sequence numbers deduplicate resends).</summary>
-    public int KnownProducerCount => _producers.Count;
-
     public QueueCounters Counters => _counters;
     public long FirstDeliveryId => _firstDeliveryId;
 
