@@ -131,6 +131,8 @@ internal sealed class ConsumerState(int id)
     public bool Isolating;
     // Picked to run a waiting suspect: it gets nothing new until it holds nothing.
     public bool Reserved;
+    // Let a deadline pass: it may be wedged, so it gets nothing new until it is heard from again.
+    public bool Stalled;
 }
 
 /// <summary>Told of decisions as they are made, for metrics; never consulted, so it cannot change them.</summary>

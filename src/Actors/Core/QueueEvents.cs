@@ -27,6 +27,7 @@ internal sealed record ConsumerAdded(int ConsumerId) : QueueEvent;
 internal sealed record WindowSet(int ConsumerId, int Window) : QueueEvent;
 internal sealed record ConsumerRemoved(int ConsumerId) : QueueEvent;
 internal sealed record ConsumerReserved(int ConsumerId, bool Reserved) : QueueEvent;
+internal sealed record ConsumerStalled(int ConsumerId, bool Stalled) : QueueEvent;
 internal sealed record MessageDelivered(long DeliveryId, long MessageId, int ConsumerId, TimeSpan Deadline, bool Isolated) : QueueEvent;
 internal sealed record DeliveryAcked(long DeliveryId) : QueueEvent;
 internal sealed record DeliveriesAcked(long FromDeliveryId, long ToDeliveryId) : QueueEvent;

@@ -259,6 +259,7 @@ internal sealed class QueueMachine
             // It did not hear its registration (lost on the way): say it again.
             fx.Send(sender, new ConsumerRegistered(_name, _state.Settings.AckTimeout, epoch));
         }
+        _state.Heard(id);
         _state.Pull(id, m.Window);
         fx.RequestFlush();
     }
@@ -520,7 +521,13 @@ internal sealed class QueueMachine
         Reply(sender, new InvalidRequest(message, reason), fx);
     }
 
-    private int ConsumerOf(object? sender) => sender is not null && _consumerIds.TryGetValue(sender, out var id) ? id : -1;
+    // Every message from a known consumer shows it is alive, so it goes through here.
+    private int ConsumerOf(object? sender)
+    {
+        if (sender is null || !_consumerIds.TryGetValue(sender, out var id)) return -1;
+        _state.Heard(id);
+        return id;
+    }
 
     private static void Reply(object? to, object message, IQueueEffects fx)
     {

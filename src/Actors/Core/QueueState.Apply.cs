@@ -26,6 +26,7 @@ internal sealed partial class QueueState
             case WindowSet x: OnWindowSet(x.ConsumerId, x.Window); break;
             case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
             case ConsumerReserved x: OnConsumerReserved(x.ConsumerId, x.Reserved); break;
+            case ConsumerStalled x: OnConsumerStalled(x.ConsumerId, x.Stalled); break;
             case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline, x.Isolated); break;
             case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
             case DeliveriesAcked x: OnDeliveriesAcked(x.FromDeliveryId, x.ToDeliveryId); break;
@@ -214,10 +215,18 @@ internal sealed partial class QueueState
         UpdateHungry(c);
     }
 
-    // A consumer is given new work while it has room in its window, holds no suspect and is not kept free for one.
+    private void OnConsumerStalled(int consumerId, bool stalled)
+    {
+        var c = _consumers[consumerId];
+        c.Stalled = stalled;
+        UpdateHungry(c);
+    }
+
+    // A consumer is given new work while it has room in its window, holds no suspect, is not kept free for one and
+    // has not let a deadline pass since it was last heard from.
     private void UpdateHungry(ConsumerState c)
     {
-        var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved;
+        var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved && !c.Stalled;
         if (hungry == c.Hungry) return;
         c.Hungry = hungry;
         if (hungry) _hungry.Add(c);

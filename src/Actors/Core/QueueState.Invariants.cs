@@ -49,7 +49,7 @@ internal sealed partial class QueueState
 
         foreach (var c in _consumers.Values)
         {
-            var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved;
+            var hungry = c.InFlight < c.Window && !c.Isolating && !c.Reserved && !c.Stalled;
             if (hungry != c.Hungry || hungry != _hungry.Contains(c)) throw new QueueInvariantException($"Consumer {c.Id} holding {c.InFlight} of window {c.Window} is misfiled among the hungry.");
             var held = 0;
             var isolated = 0;
@@ -128,7 +128,7 @@ internal sealed partial class QueueState
         sb.Append(" active");
         foreach (var p in _activeProducerList) sb.Append(inv, $" {p.Id}");
         sb.Append("\nconsumers");
-        foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:window={con.Window},inflight={con.InFlight}{(con.Reserved ? ",reserved" : "")}");
+        foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:window={con.Window},inflight={con.InFlight}{(con.Reserved ? ",reserved" : "")}{(con.Stalled ? ",stalled" : "")}");
         return sb.ToString();
 
         static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}{(m.Suspect ? "?" : "")}");

@@ -407,6 +407,21 @@ internal sealed partial class QueueState
     }
 
     /// <summary>
+    /// The consumer said something (a pull, a settlement, progress, a return): it is not wedged, so a consumer that
+    /// let a deadline pass is offered work again. Cheap enough to call for every message a consumer sends.
+    /// </summary>
+    public void Heard(int consumerId)
+    {
+        if (_consumers.TryGetValue(consumerId, out var c) && c.Stalled) SetStalled(c, false);
+    }
+
+    private void SetStalled(ConsumerState c, bool stalled)
+    {
+        OnConsumerStalled(c.Id, stalled);
+        Record(static (id, s) => new ConsumerStalled((int)id, s == 1), c.Id, stalled ? 1 : 0);
+    }
+
+    /// <summary>
     /// The consumer is gone (terminated or detached): each delivery it still held goes back with its attempt counted,
     /// as a suspect (it may have been running when the consumer died), or to the dead-letter store when it has used
     /// max-attempts. Deliveries the consumer never started should be given back with <see cref="Return"/> first.
@@ -484,7 +499,7 @@ internal sealed partial class QueueState
         foreach (var c in _consumers.Values)
         {
             if (_suspects.Count == 0) break;
-            if (c.Window < 1 || c.Isolating) continue;
+            if (c.Window < 1 || c.Isolating || c.Stalled) continue;
             if (c.InFlight == 0)
             {
                 var m = Deliver(c, _suspects.PeekFront().MessageId, now + _settings.AckTimeout, isolated: true, now);
@@ -628,6 +643,9 @@ internal sealed partial class QueueState
             var id = _deadlineHead;
             var consumer = _inFlight[id].ConsumerId;
             TakeBack(id, now, Requeue.Expired);
+            // Whatever stopped it from settling or extending in time may stop it again: new work goes elsewhere
+            // until it is heard from.
+            if (_consumers.TryGetValue(consumer, out var c) && !c.Stalled) SetStalled(c, true);
             revoked.Add(new Revocation(consumer, id));
             changed = true;
         }

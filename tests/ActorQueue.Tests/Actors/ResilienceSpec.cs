@@ -185,6 +185,40 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(5, (await queue.StatsAsync()).Acked);
     }
 
+    // 4. Found in review: a consumer wedged past its deadlines kept its window, so its work was redelivered to it.
+    [Fact]
+    public async Task A_consumer_silent_past_its_deadlines_is_offered_nothing_until_it_speaks_again()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 100) with { AckTimeout = TimeSpan.FromMilliseconds(300), MaxAttempts = 10 });
+        var wedged = CreateTestProbe();
+        queue.Tell(new Pull(5), wedged);
+        var registered = await wedged.ExpectMsgAsync<ConsumerRegistered>();
+        for (var i = 0; i < 5; i++) queue.Tell(new Enqueue(i, i));
+        var held = await wedged.ExpectDeliveriesAsync(5);
+        var handled = new ConcurrentQueue<(object Message, int Attempt)>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            handled.Enqueue((d.Message, d.Attempt));
+            return Task.CompletedTask;
+        }, Quick));
+
+        // Past the deadline the queue takes the five back and tells the wedged consumer so; every redelivery goes to
+        // the live consumer, none back into the wedged one's window.
+        var revoked = (await wedged.ExpectMsgAsync<Revoked>(TimeSpan.FromSeconds(3))).DeliveryIds.ToList();
+        while (revoked.Count < 5) revoked.AddRange((await wedged.ExpectMsgAsync<Revoked>()).DeliveryIds);
+        Assert.Equal(held.Select(d => d.DeliveryId).Order(), revoked.Order());
+        await AwaitAssertAsync(async () => Assert.Equal(5, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(5));
+        Assert.Equal(Enumerable.Range(0, 5).Select(i => ((object)i, 2)), handled.OrderBy(h => (int)h.Message));
+        for (var i = 5; i < 20; i++) queue.Tell(new Enqueue(i, i));
+        await AwaitAssertAsync(async () => Assert.Equal(20, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(5));
+        wedged.ExpectNoMsg(TimeSpan.Zero);
+
+        // Once it speaks again it is live, and is offered its share of new work.
+        queue.Tell(new Pull(5, registered.Epoch), wedged);
+        for (var i = 20; i < 30; i++) queue.Tell(new Enqueue(i, i));
+        Assert.NotEmpty((await wedged.ExpectMsgAsync<DeliveryBatch>(TimeSpan.FromSeconds(3))).ToArray());
+    }
+
     // 5. A message that crashed its consumer had the innocent deliveries beside it dead-lettered, never handled.
     [Fact]
     public async Task A_message_that_crashes_its_consumer_is_dead_lettered_alone_and_its_neighbours_are_handled()

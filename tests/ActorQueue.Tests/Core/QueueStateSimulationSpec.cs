@@ -87,7 +87,10 @@ public class QueueStateSimulationSpec
                     break;
                 case 5: _consumers.Add(s.AddConsumer()); break;
                 case 6:
-                    if (_consumers.Count > 0) s.Pull(_consumers[arg % _consumers.Count], arg % 5);
+                    if (_consumers.Count == 0) break;
+                    // As the queue machine does for every message a consumer sends: it is heard from, then obeyed.
+                    s.Heard(_consumers[arg % _consumers.Count]);
+                    s.Pull(_consumers[arg % _consumers.Count], arg % 5);
                     break;
                 case 7:
                     foreach (var (c, d) in _h.Dispatch()) _held[d.DeliveryId] = (c, (string)d.Message);
@@ -116,6 +119,7 @@ public class QueueStateSimulationSpec
                     var (id, holder) = _held.ElementAt(arg % _held.Count);
                     var consumer = arg % 7 == 0 ? -1 : holder.Consumer; // sometimes the wrong consumer
                     SettleError? error;
+                    s.Heard(consumer);
                     if (op == 8)
                     {
                         error = s.Ack(consumer, id);
@@ -231,6 +235,7 @@ public class QueueStateSimulationSpec
                 s.AdmitParked(_h.Now, outcomes);
                 TrackParked(outcomes);
                 s.RedriveAll();
+                s.Heard(finisher);
                 s.Pull(finisher, Math.Max(1, s.Capacity));
                 foreach (var (c, d) in _h.Dispatch()) _held[d.DeliveryId] = (c, (string)d.Message);
                 _h.Tick(TimeSpan.FromSeconds(1));

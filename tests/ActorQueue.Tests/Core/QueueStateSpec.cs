@@ -215,6 +215,32 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void A_consumer_that_missed_a_deadline_gets_nothing_new_until_it_is_heard_from_again()
+    {
+        var h = new CoreHarness(Settings() with { AckTimeout = TimeSpan.FromSeconds(10) });
+        h.EnqueueMany(2);
+        var wedged = h.Consumer(2);
+        Assert.All(h.Dispatch(), d => Assert.Equal(wedged, d.Consumer));
+        var other = h.Consumer(2);
+        h.Tick(TimeSpan.FromSeconds(11));
+        Assert.Equal(2, h.Revoked.Count);
+        // The wedged consumer has room again, but a consumer that let deadlines pass may still be stuck: the
+        // redeliveries go to the one that is not.
+        var redelivered = h.Dispatch();
+        Assert.Equal(2, redelivered.Count);
+        Assert.All(redelivered, d => Assert.Equal(other, d.Consumer));
+        h.EnqueueMany(1, "x");
+        Assert.Empty(h.Dispatch());
+        h.State.CheckInvariants();
+        // Any word from it (here a re-sent pull) shows it is alive: it is offered work again.
+        Assert.True(h.State.Pull(wedged, 2));
+        h.State.Heard(wedged);
+        Assert.Equal(wedged, h.Dispatch().Single().Consumer);
+        h.State.CheckInvariants();
+        Assert.Equal(h.State.Describe(), h.Replay().Describe());
+    }
+
+    [Fact]
     public void Missed_deadlines_count_as_attempts_and_dead_letter_a_message_at_the_limit()
     {
         var h = new CoreHarness(Settings(maxAttempts: 2) with { AckTimeout = TimeSpan.FromSeconds(1) });
@@ -222,6 +248,7 @@ public class QueueStateSpec
         var c = h.Consumer(5);
         h.Dispatch();
         h.Tick(TimeSpan.FromSeconds(2));
+        h.State.Heard(c);
         Assert.Equal(2, h.Dispatch().Single().Delivery.Attempt);
         h.Tick(TimeSpan.FromSeconds(2));
         Assert.Equal(1, h.State.DeadCount);
