@@ -53,7 +53,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private CancellationTokenSource _inlineCancellation = new();
     private readonly Dictionary<long, Running> _asyncRunning = new();
 
-    private readonly record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, bool TimedOut);
+    private readonly record struct Running(TimeSpan StartedAt, CancellationTokenSource Cancellation, Task Task, bool TimedOut);
 
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
@@ -284,7 +284,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     private void TrackAsync(long deliveryId, Task task, CancellationTokenSource cancellation)
     {
-        _asyncRunning[deliveryId] = new Running(Now, cancellation, false);
+        _asyncRunning[deliveryId] = new Running(Now, cancellation, task, false);
         task.ContinueWith(static (t, state) =>
         {
             var done = (HandlerDone)state!;
@@ -512,14 +512,24 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     {
         if (_left) return;
         _left = true;
-        // Acks gathered but not yet sent would otherwise turn finished work into redeliveries, and unstarted work would
-        // count an attempt it never had. What is running when we stop is the queue's to redeliver, as a suspect.
-        SendAcks();
+        // Finished work not yet acked (gathered here, or finished by a slot or an async handler whose report is still
+        // on its way) would otherwise become redeliveries, and unstarted work would count an attempt it never had.
+        // Only what is running when we stop is the queue's to redeliver, as a suspect.
+        var failed = new List<(long DeliveryId, string Reason)>();
         foreach (var w in _workers)
         {
             w.TakeBackUnstarted(_buffer);
+            w.CollectFinishedUnreported(_acks, failed);
             w.Abandon();
         }
+        foreach (var (id, r) in _asyncRunning)
+        {
+            if (r.TimedOut || !r.Task.IsCompleted) continue;
+            if (r.Task.IsCompletedSuccessfully) _acks.Add(id);
+            else failed.Add((id, HandlerWorker.FailureOf(r.Task)));
+        }
+        SendAcks();
+        foreach (var (id, reason) in failed) _queue.Tell(new Nack(id, null, reason));
         ProgressWatchdog.Forget(_inline);
         foreach (var r in _asyncRunning.Values)
         {

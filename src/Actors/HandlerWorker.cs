@@ -56,6 +56,12 @@ internal sealed class HandlerWorker
     private readonly IQueueHandler _handler;
     private readonly IScheduler _scheduler;
     private readonly Delivery[] _chunk = new Delivery[MaxChunk];
+    // Each position's outcome once its handler has ended (Succeeded or Failed, written last), so a consumer that stops
+    // can settle what was finished but not yet reported.
+    private readonly int[] _outcomes = new int[MaxChunk];
+    private readonly string?[] _reasons = new string?[MaxChunk];
+    private const int Succeeded = 1;
+    private const int Failed = 2;
     private int _count;
     private int _next;
     private int _heldUntil;
@@ -100,6 +106,7 @@ internal sealed class HandlerWorker
     {
         count = Math.Min(Math.Min(count, MaxChunk), buffer.Count);
         for (var i = 0; i < count; i++) _chunk[i] = buffer.PopFront();
+        Array.Clear(_outcomes, 0, count);
         _count = count;
         _heldUntil = count;
         Volatile.Write(ref _next, 0);
@@ -144,6 +151,26 @@ internal sealed class HandlerWorker
     {
         if (!Busy) return;
         for (var i = ProcessedUpTo; i < _heldUntil; i++) output.Add(_chunk[i].DeliveryId);
+    }
+
+    /// <summary>
+    /// For a consumer on its way out, after <see cref="TakeBackUnstarted"/>: the deliveries whose handler has ended but
+    /// whose report it has not taken, into <paramref name="succeeded"/> and <paramref name="failed"/>. A handler still
+    /// running is left out: the queue redelivers it.
+    /// </summary>
+    public void CollectFinishedUnreported(List<long> succeeded, List<(long DeliveryId, string Reason)> failed)
+    {
+        if (!Busy) return;
+        for (var i = ProcessedUpTo; i < _heldUntil; i++)
+        {
+            var id = _chunk[i].DeliveryId;
+            if (id == TimedOutId) continue; // nacked already when it timed out
+            switch (Volatile.Read(ref _outcomes[i]))
+            {
+                case Succeeded: succeeded.Add(id); break;
+                case Failed: failed.Add((id, _reasons[i] ?? "the handler failed")); break;
+            }
+        }
     }
 
     /// <summary>The consumer took the report of a finished chunk: the worker is free again (consumer only).</summary>
@@ -223,7 +250,14 @@ internal sealed class HandlerWorker
             }
             if (ActorQueueMetrics.HandlerTime.Enabled)
                 ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
-            if (!task.IsCompletedSuccessfully) (_failures ??= new()).Add((i, FailureOf(task)));
+            if (task.IsCompletedSuccessfully) Volatile.Write(ref _outcomes[i], Succeeded);
+            else
+            {
+                var reason = FailureOf(task);
+                (_failures ??= new()).Add((i, reason));
+                _reasons[i] = reason;
+                Volatile.Write(ref _outcomes[i], Failed);
+            }
             done = i + 1;
             Volatile.Write(ref _current, null);
             current.Cancellation.Dispose();

@@ -280,6 +280,46 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         Assert.All(attempts.Values, a => Assert.Equal(1, a));
     }
 
+    // 5. Found in review: a consumer stopping while a handler ran dropped what its slot had finished but not reported,
+    // and the queue redelivered those as suspects: duplicates without a crash.
+    [Fact]
+    public async Task A_stopping_consumer_settles_what_it_finished_and_only_the_running_handler_is_redelivered()
+    {
+        var queue = NewQueue(Specs.Queue(capacity: 50) with { MaxAttempts = 5 });
+        var handled = new ConcurrentQueue<(object Message, int Attempt)>();
+        var blocking = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var first = Sys.ActorOf(ConsumerActor.Props(queue, (d, ct) =>
+        {
+            if (d.Message is "probe") Thread.Sleep(2); // measured costly: later deliveries go to a worker in one chunk
+            if (d.Message is "block" && d.Attempt == 1)
+            {
+                blocking.TrySetResult();
+                ct.WaitHandle.WaitOne(); // holds the chunk's report back until the consumer stops and cancels it
+                ct.ThrowIfCancellationRequested();
+            }
+            handled.Enqueue((d.Message, d.Attempt));
+            return Task.CompletedTask;
+        }, new ConsumerSettings { Prefetch = 20, Concurrency = 1 }));
+        queue.Tell(new Enqueue("probe"), ActorRefs.NoSender);
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Acked));
+        for (var i = 0; i < 10; i++) queue.Tell(new Enqueue(i), ActorRefs.NoSender);
+        queue.Tell(new Enqueue("block"), ActorRefs.NoSender);
+        await blocking.Task.WaitAsync(TimeSpan.FromSeconds(5));
+        Sys.Stop(first);
+
+        // The ten it finished are acked on its way out; only the handler it was running goes to the next consumer.
+        await AwaitAssertAsync(async () => Assert.Equal((11L, 1L), ((await queue.StatsAsync()).Acked, (await queue.StatsAsync()).InFlight + (await queue.StatsAsync()).Ready)), TimeSpan.FromSeconds(5));
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            handled.Enqueue((d.Message, d.Attempt));
+            return Task.CompletedTask;
+        }, Quick));
+        await AwaitAssertAsync(async () => Assert.Equal(12, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(5));
+        Assert.Equal(1L, (await queue.StatsAsync()).Redelivered);
+        Assert.Equal(("block", 2), handled.Single(h => h.Message is "block"));
+        Assert.Equal(11, handled.Count(h => h.Attempt == 1));
+    }
+
     // 6. Consumers never came back to a queue restarted by the user's supervisor.
     [Fact]
     public async Task Consumers_and_producers_reattach_by_themselves_to_a_queue_restarted_in_place()

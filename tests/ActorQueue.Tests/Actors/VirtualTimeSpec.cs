@@ -29,7 +29,8 @@ public class VirtualTimeSpec : Akka.TestKit.Xunit2.TestKit
         await ExpectMsgAsync(new EnqueueAccepted(1));
         await ExpectMsgAsync(new EnqueueAccepted(2));
         var consumer = CreateTestProbe();
-        await consumer.PullAsync(queue, 2);
+        queue.Tell(new Pull(2), consumer);
+        var registered = await consumer.ExpectMsgAsync<ConsumerRegistered>();
         var held = await consumer.ExpectDeliveriesAsync(2);
         queue.Tell(new Nack(held[1].DeliveryId, Reason: "later"), consumer);
         await queue.StatsAsync();
@@ -41,9 +42,12 @@ public class VirtualTimeSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(("b", 2), (retried.Message, retried.Attempt));
         await queue.StatsAsync();
 
-        // Past thirty virtual seconds "a" misses its deadline: revoked, and delivered again.
+        // Past thirty virtual seconds "a" misses its deadline: revoked, and delivered again once the consumer shows
+        // it is alive (a consumer actor re-pulls every resync-interval).
         Clock.Advance(TimeSpan.FromSeconds(2));
         Assert.Equal(new[] { held[0].DeliveryId }, (await consumer.ExpectMsgAsync<Revoked>()).DeliveryIds);
+        await consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+        queue.Tell(new Pull(2, registered.Epoch), consumer);
         var again = (await consumer.ExpectMsgAsync<DeliveryBatch>())[0];
         Assert.Equal(("a", 2), (again.Message, again.Attempt));
     }
