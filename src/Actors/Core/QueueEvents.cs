@@ -39,3 +39,23 @@ internal sealed record DeadLetterRedriven(long MessageId) : QueueEvent;
 internal sealed record DeadLetterEvicted(long MessageId) : QueueEvent;
 internal sealed record DrainStarted : QueueEvent;
 internal sealed record Recovered(long FirstDeliveryId, TimeSpan At) : QueueEvent;
+
+/// <summary>
+/// Which events a journal keeps. Durable facts (messages accepted, delivered, settled, requeued with their due time,
+/// dead-lettered, redriven, evicted, retries falling due, producers forgotten, recoveries) are kept and replayed with
+/// <see cref="QueueState.Restore"/>; transient ones (credit, demand, consumers, parked messages, drains, deadlines
+/// extended, refusals) die with the incarnation, which the recovery step that follows makes consistent.
+/// </summary>
+internal static class QueueJournal
+{
+    /// <summary>The event as a journal keeps it, or null for a transient one.</summary>
+    public static QueueEvent? Durable(QueueEvent e) => e switch
+    {
+        // A parked message was not accepted, so the journal never heard of it: its admission is a plain acceptance.
+        MessageAccepted { FromWaitList: true } x => x with { FromWaitList = false },
+        MessageAccepted or MessagesAccepted or MessageEvicted or MessageDelivered => e,
+        DeliveryAcked or DeliveriesAcked or DeliveryRequeued or DeliveryDeadLettered => e,
+        RetryDue or DeadLetterRedriven or DeadLetterEvicted or ProducerForgotten or Recovered => e,
+        _ => null,
+    };
+}

@@ -4,6 +4,24 @@ namespace ActorQueue.Core;
 // after deciding; Apply calls them when replaying. Keeping one path is what makes replay rebuild an equal state.
 internal sealed partial class QueueState
 {
+    /// <summary>
+    /// Replays one event of a journal (see <see cref="QueueJournal"/>): as <see cref="Apply"/>, except that the transient
+    /// facts the journal left out are not expected. Deliveries go to a consumer no longer known and producers are
+    /// known as inactive from their first accepted message. Follow the replay with <see cref="Recover"/>.
+    /// </summary>
+    public void Restore(QueueEvent e)
+    {
+        _restoring = true;
+        try
+        {
+            Apply(e);
+        }
+        finally
+        {
+            _restoring = false;
+        }
+    }
+
     /// <summary>Replays one recorded event; throws <see cref="QueueInvariantException"/> if it does not fit the state.</summary>
     public void Apply(QueueEvent e)
     {
@@ -27,7 +45,7 @@ internal sealed partial class QueueState
             case ConsumerRemoved x: OnConsumerRemoved(x.ConsumerId); break;
             case ConsumerReserved x: OnConsumerReserved(x.ConsumerId, x.Reserved); break;
             case ConsumerStalled x: OnConsumerStalled(x.ConsumerId, x.Stalled); break;
-            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, _consumers[x.ConsumerId], x.Deadline, x.Isolated); break;
+            case MessageDelivered x: OnMessageDelivered(x.DeliveryId, x.MessageId, ConsumerFor(x), x.Deadline, x.Isolated); break;
             case DeliveryAcked x: OnDeliveryAcked(x.DeliveryId); break;
             case DeliveriesAcked x: OnDeliveriesAcked(x.FromDeliveryId, x.ToDeliveryId); break;
             case DeliveryRequeued x: OnDeliveryRequeued(x.DeliveryId, x.DueAt, x.Why); break;
@@ -40,6 +58,24 @@ internal sealed partial class QueueState
             case Recovered x: OnRecovered(x.FirstDeliveryId, x.At); break;
             default: throw new QueueInvariantException($"Unknown queue event {e.GetType().Name}.");
         }
+    }
+
+    // A journal's deliveries went to consumers of an earlier incarnation: they are held by one that is no longer known
+    // (its window 0, never hungry), until the recovery step takes them back.
+    private ConsumerState ConsumerFor(MessageDelivered x) =>
+        _consumers.TryGetValue(x.ConsumerId, out var c) ? c
+        : _restoring ? _gone
+        : throw new QueueInvariantException($"Replay diverged: delivery {x.DeliveryId} names unknown consumer {x.ConsumerId}.");
+
+    // A journal does not keep registrations: a producer is known from its first accepted message, inactive.
+    private ProducerState ProducerFor(string producerId, long messageId, TimeSpan at)
+    {
+        if (_producers.TryGetValue(producerId, out var p)) return p;
+        if (!_restoring) throw new QueueInvariantException($"Replay diverged: accepted message {messageId} names unknown producer '{producerId}'.");
+        p = new ProducerState(producerId) { InactiveSince = at };
+        _producers.Add(producerId, p);
+        p.InactiveNode = _inactiveProducers.AddLast(p);
+        return p;
     }
 
     private void OnProducerRegistered(string producerId, long demandSeqNr)
@@ -125,8 +161,7 @@ internal sealed partial class QueueState
         if (fromWaitList) _parked.PopFront();
         if (producerId is not null)
         {
-            if (!TryGetProducer(producerId, out var p))
-                throw new QueueInvariantException($"Replay diverged: accepted message {messageId} names unknown producer '{producerId}'.");
+            var p = ProducerFor(producerId, messageId, at);
             if (fromWaitList) p.Parked--;
             AdvanceAccepted(p, seqNr);
         }
@@ -139,8 +174,7 @@ internal sealed partial class QueueState
     private void OnMessagesAccepted(long firstMessageId, object?[] messages, int count, string producerId, long firstSeqNr, TimeSpan at)
     {
         if (firstMessageId != _lastMessageId + 1) throw Diverged("first accepted message", firstMessageId, _lastMessageId + 1);
-        if (!TryGetProducer(producerId, out var p))
-            throw new QueueInvariantException($"Replay diverged: accepted messages from {firstMessageId} name unknown producer '{producerId}'.");
+        var p = ProducerFor(producerId, firstMessageId, at);
         if (firstSeqNr != p.LastSeqNr + 1) throw Diverged("first accepted sequence number", firstSeqNr, p.LastSeqNr + 1);
         for (var i = 0; i < count; i++) _ready.PushBack(new QueuedMessage(firstMessageId + i, messages[i]!, 0, at));
         _lastMessageId = firstMessageId + count - 1;

@@ -99,6 +99,34 @@ internal sealed partial class QueueState
     }
 
     /// <summary>
+    /// A canonical text of what a journal keeps: the messages held and where, dead letters and producers' sequence
+    /// numbers. A state restored from its journal describes itself as the state it was recorded from.
+    /// </summary>
+    public string DescribeDurable()
+    {
+        var sb = new StringBuilder();
+        var inv = CultureInfo.InvariantCulture;
+        sb.Append(inv, $"lastMessage={_lastMessageId} firstDelivery={_firstDeliveryId} lastDelivery={_lastDeliveryId}\nready");
+        for (var i = 0; i < _ready.Count; i++) sb.Append(inv, $" {Show(_ready[i])}");
+        sb.Append("\nredeliver");
+        for (var i = 0; i < _redeliver.Count; i++) sb.Append(inv, $" {Show(_redeliver[i])}");
+        sb.Append("\nsuspects");
+        for (var i = 0; i < _suspects.Count; i++) sb.Append(inv, $" {Show(_suspects[i])}");
+        sb.Append("\ninflight");
+        foreach (var (id, d) in _inFlight.OrderBy(kv => kv.Key)) sb.Append(inv, $" {id}:{Show(d.Message)}");
+        sb.Append("\ndelayed");
+        foreach (var (m, due) in _delayed.UnorderedItems.OrderBy(x => x.Priority)) sb.Append(inv, $" {Show(m)}@{due.Due.Ticks}");
+        sb.Append("\ndead");
+        for (var i = 0; i < _dead.Count; i++) sb.Append(inv, $" {Show(_dead[i].Message)}:{_dead[i].Reason}@{_dead[i].At.Ticks}");
+        sb.Append("\nproducers");
+        // A producer that never had a message accepted is as good as unknown: its next number is 1 either way.
+        foreach (var p in _producers.Values.Where(x => x.LastSeqNr > 0).OrderBy(x => x.Id, StringComparer.Ordinal)) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}");
+        return sb.ToString();
+    }
+
+    private static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}{(m.Suspect ? "?" : "")}");
+
+    /// <summary>
     /// A canonical text of the whole state (everything but scheduling hints and what producers were last told),
     /// so two states can be compared: replay tests assert the replayed state describes the same.
     /// </summary>
@@ -130,7 +158,5 @@ internal sealed partial class QueueState
         sb.Append("\nconsumers");
         foreach (var con in _consumers.Values.OrderBy(x => x.Id)) sb.Append(inv, $" c{con.Id}:window={con.Window},inflight={con.InFlight}{(con.Reserved ? ",reserved" : "")}{(con.Stalled ? ",stalled" : "")}");
         return sb.ToString();
-
-        static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}{(m.Suspect ? "?" : "")}");
     }
 }

@@ -47,6 +47,9 @@ internal sealed partial class QueueState
     private long _lastMessageId;
     private long _lastDeliveryId;
     private int _lastConsumerId;
+    // Restoring an event of a journal (see Restore), and the holder of the deliveries a journal replays.
+    private bool _restoring;
+    private readonly ConsumerState _gone = new(0);
     private long _outstandingCredit;
     private bool _draining;
 
