@@ -186,6 +186,7 @@ public class QueueStateSimulationSpec
                     s.BeginDrain(drained);
                     TrackParked(drained);
                     break;
+                case 17 when arg % 10 == 5: _h.TakeSnapshot(); break;
                 case 17 when arg % 10 == 0:
                     // A restart, from every event or from what a journal keeps (a crash of a durable queue): whatever
                     // consumers held goes back; consumers and producers must register again.

@@ -782,6 +782,39 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void A_snapshot_restored_then_the_later_journal_rebuilds_every_message_where_it_was()
+    {
+        var h = new CoreHarness(Settings(capacity: 20) with { MaxAttempts = 2 });
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
+        Assert.Equal(6, h.State.EnqueueSequencedRun("p", 1, ["a", "b", "c", "d", "e", "f"], h.Now));
+        var c = h.Consumer(4);
+        var held = h.Dispatch().Select(x => x.Delivery).ToList(); // a b c d
+        Assert.Null(h.State.Nack(c, held[0].DeliveryId, TimeSpan.FromMinutes(1), "later", h.Now, out _)); // a delayed
+        Assert.Null(h.State.Nack(c, held[1].DeliveryId, TimeSpan.Zero, "again", h.Now, out _)); // b redelivered next
+        var second = h.Dispatch().Select(x => x.Delivery).ToList(); // b (last attempt) and e
+        Assert.Null(h.State.Nack(c, second.Single(d => (string)d.Message == "b").DeliveryId, null, "broken", h.Now, out var outcome));
+        Assert.Equal(NackOutcome.DeadLettered, outcome);
+        var snapshot = h.State.TakeSnapshot();
+        var position = h.Events.Count;
+        // After the snapshot: c and e acked, f delivered, g accepted.
+        Assert.Null(h.State.Ack(c, held[2].DeliveryId));
+        Assert.Null(h.State.Ack(c, second.Single(d => (string)d.Message == "e").DeliveryId));
+        h.Dispatch();
+        Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("p", 7, "g", null, h.Now).Status);
+
+        var restored = new QueueState(h.Settings, new Random(0));
+        restored.RestoreSnapshot(snapshot, h.Now);
+        foreach (var e in h.Events.Skip(position))
+            if (QueueJournal.Durable(e) is { } kept) restored.Restore(kept);
+        Assert.Equal(h.State.DescribeDurable(), restored.DescribeDurable());
+        Assert.Equal(1, restored.DeadCount);
+        Assert.Equal(1, restored.DelayedCount);
+        Assert.True(restored.TryGetProducer("p", out var accepted, out _));
+        Assert.Equal(7, accepted);
+    }
+
+    [Fact]
     public void Credit_reclaimed_before_it_could_be_used_gets_a_longer_lease_so_grants_and_reclaims_cannot_chase_each_other()
     {
         var h = new CoreHarness(Settings() with { CreditLease = TimeSpan.FromSeconds(1) });
