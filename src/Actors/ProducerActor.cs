@@ -161,6 +161,16 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 // Earlier numbers were answered before this one and may still be accepted; fail from here on.
                 Fail(m.SeqNr, m.Reason, m.Detail);
                 break;
+            case RejectReason.InvalidMessage:
+                // Refused for good (a durable queue cannot write it): its caller is told, and the rest are renumbered
+                // and sent again from its number.
+                if (_window.DropRefused(m.SeqNr, out var refused))
+                {
+                    _log.Warning("Producer {0}: message {1} refused: {2}", _producerId, m.SeqNr, m.Detail);
+                    Reply(refused.ReplyTo, new EnqueueRejected(refused.CorrelationId, m.Reason, m.Detail));
+                    SendWithinCredit();
+                }
+                break;
             default:
                 // Out of order, unregistered or beyond credit: resynchronise with what the queue has.
                 _log.Debug("Producer {0}: message {1} rejected ({2}); re-registering to resend.", _producerId, m.SeqNr, m.Reason);

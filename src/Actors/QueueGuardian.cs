@@ -105,12 +105,28 @@ public sealed class QueueGuardian : UntypedActor
         if (string.IsNullOrEmpty(m.Name) || !ActorPath.IsValidPathElement(m.Name))
             throw new ArgumentException($"Queue name '{m.Name}' is not a valid actor name (letters, digits and -_.*$+:@&=,!~';).", nameof(m.Name));
         var settings = m.Settings ?? QueueSettings.Create(_config, m.Name);
-        var queue = Context.ActorOf(QueueActor.Props(m.Name, settings), m.Name);
+        var queue = Context.ActorOf(settings.Durable ? DurableFactory().QueueProps(m.Name, settings) : QueueActor.Props(m.Name, settings), m.Name);
         Context.Watch(queue);
         _queues.Add(m.Name, queue);
         _stopped.Remove(m.Name);
-        _log.Info("Queue {0} created (capacity {1}, full mode {2}).", m.Name, settings.Capacity, settings.FullMode);
+        _log.Info("Queue {0} created (capacity {1}, full mode {2}{3}).", m.Name, settings.Capacity, settings.FullMode, settings.Durable ? ", durable" : "");
         Sender.Tell(new QueueStarted(m.Name, queue));
+    }
+
+    private IDurableQueueFactory? _durableFactory;
+
+    // Found by name on first use, so that an application without durable queues needs no database driver.
+    private IDurableQueueFactory DurableFactory()
+    {
+        if (_durableFactory is not null) return _durableFactory;
+        const string key = ActorQueueConfig.Root + ".durable.factory";
+        var typeName = _config.GetString(key);
+        var type = string.IsNullOrWhiteSpace(typeName) ? null : Type.GetType(typeName, throwOnError: false);
+        if (type is null)
+            throw new ConfigurationException($"A queue is durable but {key} = \"{typeName}\" names no type that can be loaded: reference the ActorQueue.Persistence package (or set {key} to a type of your own).");
+        if (!typeof(IDurableQueueFactory).IsAssignableFrom(type))
+            throw new ConfigurationException($"{key} = \"{typeName}\" does not implement {nameof(IDurableQueueFactory)}.");
+        return _durableFactory = (IDurableQueueFactory)Activator.CreateInstance(type, Context.System)!;
     }
 
     private void HandleStartProducer(StartProducer m)

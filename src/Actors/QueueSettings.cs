@@ -71,6 +71,12 @@ public sealed record QueueSettings
     /// </summary>
     public TimeSpan ProducerRetention { get => _producerRetention; init => _producerRetention = Positive(value); }
 
+    /// <summary>
+    /// Whether the queue keeps what it accepts in a journal (ActorQueue.Persistence, configured under
+    /// <c>actor-queue.durable</c>), so that nothing accepted is lost when the process dies. Off: held in memory only.
+    /// </summary>
+    public bool Durable { get; init; }
+
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static QueueSettings Default { get; } = Create(ActorQueueConfig.Default());
 
@@ -114,6 +120,7 @@ public sealed record QueueSettings
             TickInterval = r.Duration("tick-interval"),
             CreditLease = r.Duration("credit-lease"),
             ProducerRetention = r.Duration("producer-retention"),
+            Durable = r.Bool("durable"),
         };
     }
 

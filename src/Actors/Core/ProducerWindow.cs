@@ -165,6 +165,27 @@ internal sealed class ProducerWindow<T>
         AssertInvariants();
     }
 
+    /// <summary>
+    /// The queue refused message <paramref name="seqNr"/> for good (invalid: null, or a durable queue cannot write it):
+    /// it leaves the window (into <paramref name="refused"/>) and the messages after it move down one number, so the
+    /// numbering stays without a gap; everything from it on is sent again. The queue takes numbered messages in order
+    /// only, so none after it can have been accepted. False when it is not held unaccepted (a late or repeated refusal).
+    /// </summary>
+    public bool DropRefused(long seqNr, out T refused)
+    {
+        var index = seqNr - _accepted - 1;
+        if (index < 0 || index >= _unaccepted.Count || _registering)
+        {
+            refused = default!;
+            return false;
+        }
+        refused = _unaccepted.RemoveAt((int)index).Item;
+        for (var i = (int)index; i < _unaccepted.Count; i++) _unaccepted[i] = (_unaccepted[i].Item, _unaccepted[i].SeqNr - 1);
+        _sent = Math.Min(_sent, seqNr - 1);
+        AssertInvariants();
+        return true;
+    }
+
     /// <summary>Throws <see cref="QueueInvariantException"/> naming the first invariant that does not hold (debug builds).</summary>
     [Conditional("DEBUG")]
     public void AssertInvariants()

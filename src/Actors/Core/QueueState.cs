@@ -101,6 +101,13 @@ internal sealed partial class QueueState
 
     private static long _lastEpoch;
 
+    /// <summary>
+    /// Checks a message before it is taken: null when it may be, else why not (a durable queue refuses what it cannot
+    /// write). The message is refused as invalid with that reason; a numbered one still uses up its sequence number
+    /// (see <see cref="ProducerWindow{T}.DropRefused"/>). Null: every message may be taken.
+    /// </summary>
+    public Func<object, string?>? PayloadCheck { get; init; }
+
     public QueueSettings Settings => _settings;
     public int Capacity => _settings.Capacity;
     public int ReadyCount => _ready.Count + _redeliver.Count + _suspects.Count;
@@ -129,6 +136,7 @@ internal sealed partial class QueueState
 
     public QueueCounters Counters => _counters;
     public long FirstDeliveryId => _firstDeliveryId;
+    public long LastDeliveryId => _lastDeliveryId;
 
     // ---------------------------------------------------------------- producers
 
@@ -259,6 +267,7 @@ internal sealed partial class QueueState
     public EnqueueResult Enqueue(object? message, long correlationId, object? replyTo, TimeSpan now, bool mayWait = true)
     {
         if (message is null) return Reject(RejectReason.InvalidMessage, "The message is null.");
+        if (PayloadCheck?.Invoke(message) is { } refused) return Reject(RejectReason.InvalidMessage, refused);
         if (_draining) return Reject(RejectReason.Draining, "The queue is draining and accepts nothing new.");
         return Admit(new ParkedMessage(message, null, 0, correlationId, now + _settings.FullWaitTimeout, replyTo), withinCredit: false, now, mayWait);
     }
@@ -274,6 +283,8 @@ internal sealed partial class QueueState
         var expected = p.LastSeqNr + 1 + p.Parked;
         if (seqNr != expected)
             return Reject(RejectReason.OutOfOrder, $"Producer '{producerId}' sent {seqNr} but {expected} was expected; resend from {expected}.");
+        // Checked in order only: the producer drops a refused message and numbers the ones after it down by one.
+        if (PayloadCheck?.Invoke(message) is { } refused) return Reject(RejectReason.InvalidMessage, refused);
         p.LastActive = now;
         p.Lease = _settings.CreditLease;
         var withinCredit = seqNr <= p.CreditSeqNr;
@@ -293,7 +304,7 @@ internal sealed partial class QueueState
         var count = (int)Math.Min(messages.Length, Math.Max(0, p.CreditSeqNr - p.LastSeqNr));
         for (var i = 0; i < count; i++)
         {
-            if (messages[i] is not null) continue;
+            if (messages[i] is { } m && PayloadCheck?.Invoke(m) is null) continue;
             count = i;
             break;
         }

@@ -24,6 +24,11 @@ internal sealed class RingBuffer<T>
             if ((uint)index >= (uint)_count) throw new ArgumentOutOfRangeException(nameof(index));
             return _items[Wrap(_head + index)];
         }
+        set
+        {
+            if ((uint)index >= (uint)_count) throw new ArgumentOutOfRangeException(nameof(index));
+            _items[Wrap(_head + index)] = value;
+        }
     }
 
     public void PushBack(T item)

@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("ActorQueue.Tests")]
+[assembly: InternalsVisibleTo("ActorQueue.Benchmarks")]
