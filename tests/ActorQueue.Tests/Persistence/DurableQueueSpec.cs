@@ -4,6 +4,7 @@ using ActorQueue.Protocol;
 using ActorQueue.Tests.Support;
 using Akka.Actor;
 using Akka.Configuration;
+using Akka.Persistence.TestKit;
 using Akka.TestKit;
 using Akka.TestKit.Xunit2;
 using Microsoft.Data.Sqlite;
@@ -27,6 +28,14 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
     private static Config Config(string directory) => ConfigurationFactory.ParseString($$"""
         actor-queue.durable.data-dir = "{{directory.Replace("\\", "/", StringComparison.Ordinal)}}"
         actor-queue.queues.orders.durable = on
+        akka.persistence.journal.test {
+          class = "Akka.Persistence.TestKit.TestJournal, Akka.Persistence.TestKit"
+          plugin-dispatcher = "akka.actor.default-dispatcher"
+        }
+        akka.persistence.snapshot-store.test {
+          class = "Akka.Persistence.TestKit.TestSnapshotStore, Akka.Persistence.TestKit"
+          plugin-dispatcher = "akka.actor.default-dispatcher"
+        }
         """).WithFallback(ConfigurationFactory.ParseString(Specs.Hocon));
 
     private string File => Path.Combine(_directory, "queues.db");
@@ -75,6 +84,76 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         {
             await next.Terminate();
         }
+    }
+
+    // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
+    private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
+    {
+        var options = new DurableQueueOptions { JournalPluginId = "akka.persistence.journal.test", SnapshotPluginId = "akka.persistence.snapshot-store.test" };
+        var queue = Sys.ActorOf(new DurableQueueFactory(Sys, options).QueueProps("gated", settings with { Durable = true }), "gated");
+        await queue.StatsAsync(); // recovered, and its recovery written
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var journal = TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(Sys).JournalFor("akka.persistence.journal.test"));
+        await journal.OnWrite.FailIf(async _ =>
+        {
+            await gate.Task;
+            return false;
+        });
+        return (queue, gate);
+    }
+
+    [Fact]
+    public async Task Nothing_is_acknowledged_or_delivered_before_the_journal_holds_it()
+    {
+        var (queue, gate) = await GatedQueueAsync(Specs.Queue(capacity: 20));
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 5);
+        var producer = CreateTestProbe();
+        queue.Tell(new RegisterProducer("p", 5), producer);
+        var credit = await producer.ExpectMsgAsync<ProducerCredit>();
+        queue.Tell(new Enqueue("plain", 1));
+        queue.Tell(new SequencedBatch("p", 1, ["a", "b"]), producer);
+
+        // Held at the journal: no acceptance, no delivery.
+        await ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        await producer.ExpectNoMsgAsync(TimeSpan.Zero);
+        await consumer.ExpectNoMsgAsync(TimeSpan.Zero);
+        Assert.Equal(0L, credit.AcceptedSeqNr);
+
+        gate.SetResult();
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await AwaitAssertAsync(async () => Assert.Equal(2L, (await producer.ExpectMsgAsync<ProducerCredit>()).AcceptedSeqNr));
+        Assert.Equal(new object[] { "plain", "a", "b" }, (await consumer.ExpectDeliveriesAsync(3)).Select(d => d.Message));
+    }
+
+    [Fact]
+    public async Task A_message_that_cannot_be_written_is_refused_at_enqueue_naming_its_type_and_the_rest_go_on()
+    {
+        var queue = await Sys.ActorQueues().CreateQueueAsync("orders");
+        queue.Tell(new Enqueue(new Unwritable(), 1));
+        var rejected = await ExpectMsgAsync<EnqueueRejected>();
+        Assert.Equal(RejectReason.InvalidMessage, rejected.Reason);
+        Assert.Contains(typeof(Unwritable).FullName!, rejected.Detail);
+
+        // Through a client (a producer actor numbering its messages): the refused one fails alone, the others are taken.
+        var client = new QueueClient<object>(Sys, "orders");
+        var first = client.EnqueueAsync("before");
+        var bad = client.EnqueueAsync(new Unwritable());
+        var after = client.EnqueueAsync("after");
+        await first;
+        var error = await Assert.ThrowsAsync<EnqueueRejectedException>(() => bad);
+        Assert.Equal(RejectReason.InvalidMessage, error.Reason);
+        await after;
+        var consumer = CreateTestProbe();
+        await consumer.PullAsync(queue, 10);
+        Assert.Equal(new object[] { "before", "after" }, (await consumer.ExpectDeliveriesAsync(2)).Select(d => d.Message));
+        await client.DisposeAsync();
+    }
+
+    /// <summary>A message Akka's default (JSON) serializer cannot write: its property throws.</summary>
+    public sealed class Unwritable
+    {
+        public string Value => throw new InvalidOperationException("not today");
     }
 
     [Fact]
