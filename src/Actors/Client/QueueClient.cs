@@ -16,6 +16,9 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     private readonly SemaphoreSlim _slots;
     private readonly ConcurrentDictionary<long, TaskCompletionSource<IEnqueueReply>> _pending = new();
     private readonly object _connectLock = new();
+    // Every send and the start of a dispose take this lock: once a dispose has begun nothing more is sent, and what was
+    // sent before it is known to it (in _pending) and reached the producer ahead of its withdrawal.
+    private readonly object _sendGate = new();
     private Task<Connection>? _connection;
     private long _nextId;
     private volatile bool _disposing;
@@ -57,7 +60,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         try
         {
             var (id, answer) = Expect();
-            c.Producer.Tell(new Produce(message, id), c.Replies);
+            Send(c.Producer, new Produce(message, id), id, c);
             IEnqueueReply reply;
             if (!cancellationToken.CanBeCanceled) reply = await answer.ConfigureAwait(false);
             else
@@ -80,7 +83,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         ArgumentNullException.ThrowIfNull(message);
         var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
         var (id, answer) = Expect();
-        c.Queue.Tell(new Enqueue(message, id, Wait: false), c.Replies);
+        Send(c.Queue, new Enqueue(message, id, Wait: false), id, c);
         var reply = await answer.ConfigureAwait(false);
         if (reply is EnqueueRejected { Reason: RejectReason.QueueFull }) return false;
         ThrowIfRejected(reply);
@@ -123,7 +126,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
                     break;
                 }
                 ids.Add(id);
-                c.Producer.Tell(new Produce(message, id), c.Replies);
+                Send(c.Producer, new Produce(message, id), id, c);
             }
             answers.Add(ReleaseWhenDone(answer));
         }
@@ -146,15 +149,30 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     }
 
     /// <summary>
-    /// Closes the client: new calls fail with <see cref="QueueClosedException"/>, messages not yet sent are withdrawn
-    /// (their callers see <see cref="OperationCanceledException"/>), messages already sent get their real answer
-    /// (waited for up to the ask timeout), then the client's producer stops.
+    /// Closes the client: new calls, and calls that had not sent their message yet, fail with
+    /// <see cref="QueueClosedException"/> (their message is never sent); messages the producer has not passed on are
+    /// withdrawn (their callers see <see cref="OperationCanceledException"/>); messages already with the queue get their
+    /// real answer (waited for up to the ask timeout); then the client's producer stops. A client still connecting
+    /// finishes connecting first, so that nothing it started is left running.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        _disposing = true;
+        lock (_sendGate) _disposing = true;
         Task<Connection>? connecting;
         lock (_connectLock) connecting = _connection;
+        if (connecting is not null && !connecting.IsCompleted)
+        {
+            // Still connecting: let it finish (it is bounded by the ask timeout), so that the producer it starts is
+            // stopped rather than left behind; nothing will be sent through it.
+            try
+            {
+                await connecting.WaitAsync(_options.AskTimeout * 2).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is TimeoutException or AskTimeoutException or ActorQueueException or InvalidOperationException or OperationCanceledException)
+            {
+                // It failed or did not finish: there is nothing to stop.
+            }
+        }
         if (connecting is not null && connecting.IsCompletedSuccessfully)
         {
             var c = connecting.Result;
@@ -183,6 +201,21 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         {
             _slots.Release();
         }
+    }
+
+    // Sends unless a dispose has begun; then the call fails as closed, its message never sent.
+    private void Send(IActorRef to, object message, long id, Connection c)
+    {
+        lock (_sendGate)
+        {
+            if (!_disposing)
+            {
+                to.Tell(message, c.Replies);
+                return;
+            }
+        }
+        if (_pending.TryRemove(id, out var tcs))
+            tcs.TrySetException(_closed ?? new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} is closing."));
     }
 
     private (long Id, Task<IEnqueueReply> Answer) Expect()

@@ -468,6 +468,47 @@ public class ResilienceSpec : Akka.TestKit.Xunit2.TestKit
         }
     }
 
+    // 8. Found by reproducing it: a client disposed while it connects told its callers "closed", yet sent their messages
+    // once connected; and a call between the dispose's withdrawal and its close was neither withdrawn nor answered.
+    [Fact]
+    public async Task Disposing_a_client_while_it_connects_enqueues_nothing_its_callers_were_told_was_closed()
+    {
+        var queues = Sys.ActorQueues();
+        for (var round = 0; round < 3; round++)
+        {
+            var name = $"connecting-{round}";
+            var queue = await queues.CreateQueueAsync(name, Specs.Queue(capacity: 1000));
+            var client = new QueueClient<int>(Sys, name);
+            // A backlog in the guardian's mailbox (a busy start-up): the client is still connecting when it is disposed.
+            for (var i = 0; i < 300_000; i++) queues.Guardian.Tell(new GetQueue(name), ActorRefs.Nobody);
+            var accepted = 0;
+            var next = 0;
+            var callers = Enumerable.Range(0, 8).Select(_ => Task.Run(async () =>
+            {
+                while (true)
+                {
+                    Interlocked.Increment(ref next);
+                    try
+                    {
+                        await client.EnqueueAsync(round);
+                        Interlocked.Increment(ref accepted);
+                    }
+                    catch (Exception e) when (e is QueueClosedException or OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+            })).ToArray();
+            while (Volatile.Read(ref next) < 1) await Task.Yield();
+            await client.DisposeAsync();
+            await Task.WhenAll(callers).WaitAsync(TimeSpan.FromSeconds(15));
+            // Whatever the queue took, its caller was told so; nothing it was told was closed arrives later.
+            await AwaitAssertAsync(async () => Assert.Equal(Volatile.Read(ref accepted), (await queue.StatsAsync()).Enqueued), TimeSpan.FromSeconds(3));
+            await Task.Delay(300);
+            Assert.Equal(Volatile.Read(ref accepted), (await queue.StatsAsync()).Enqueued);
+        }
+    }
+
     // 9. One lost message stalled the protocol for good.
     [Theory]
     [InlineData(0.01, 1)]
