@@ -62,7 +62,7 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
             DurableStore.PostgreSql => (options.ConnectionString!, "PostgreSQL.15"),
             _ => (options.ConnectionString ?? $"Data Source={options.SqliteFile}", "SQLite.MS"),
         };
-        var quoted = Quote(connectionString);
+        var quoted = DurableQueueOptions.Quote(connectionString);
         return ConfigurationFactory.ParseString($$"""
             {{options.JournalPluginId}} {
               class = "Akka.Persistence.Sql.Journal.SqlWriteJournal, Akka.Persistence.Sql"
@@ -81,7 +81,6 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
             """);
     }
 
-    private static string Quote(string value) => "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
 
     // The journal's rows and snapshots are read and written by the queue's own serializer, under its fixed id. It is
     // bound in configuration, not only in the running Serialization: extensions that bring serializers of their own

@@ -88,6 +88,27 @@ public sealed record DurableQueueOptions
         };
     }
 
+    /// <summary>These options as the HOCON section <c>actor-queue.durable</c>.</summary>
+    public string ToHocon()
+    {
+        var store = Store == DurableStore.PostgreSql ? "postgresql" : "sqlite";
+        return $$"""
+            actor-queue.durable {
+              store = {{store}}
+              data-dir = {{Quote(DataDirectory)}}
+              file-name = {{Quote(FileName)}}
+              connection-string = {{Quote(ConnectionString ?? "")}}
+              snapshot-every = {{SnapshotEvery.ToString(System.Globalization.CultureInfo.InvariantCulture)}}
+              delete-on-snapshot = {{(DeleteOnSnapshot ? "on" : "off")}}
+              journal-plugin-id = {{Quote(JournalPluginId)}}
+              snapshot-plugin-id = {{Quote(SnapshotPluginId)}}
+            }
+            """;
+    }
+
+    internal static string Quote(string value) =>
+        "\"" + value.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"";
+
     private static string NotEmpty(SettingsReader r, string key)
     {
         var value = r.String(key);

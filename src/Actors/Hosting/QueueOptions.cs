@@ -57,6 +57,12 @@ public sealed class QueueOptions
     /// <summary>actor-queue.queue.tick-interval for this queue.</summary>
     public TimeSpan? TickInterval { get; set; }
 
+    /// <summary>
+    /// actor-queue.queue.durable for this queue: keep what it accepts in a journal (add ActorQueue.Persistence and call
+    /// its <c>WithDurableActorQueues</c>).
+    /// </summary>
+    public bool? Durable { get; set; }
+
     /// <summary>Writes the non-null settings as the body of a HOCON object.</summary>
     internal void AppendHocon(StringBuilder sb)
     {
@@ -71,6 +77,7 @@ public sealed class QueueOptions
         Key(sb, "producer-credit", ProducerCredit);
         Key(sb, "dead-letter-capacity", DeadLetterCapacity);
         Key(sb, "tick-interval", TickInterval);
+        if (Durable is { } durable) sb.Append("durable = ").Append(durable ? "on" : "off").Append('\n');
     }
 
     internal static void Key(StringBuilder sb, string key, int? value)

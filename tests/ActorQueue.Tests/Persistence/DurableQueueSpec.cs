@@ -40,36 +40,60 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
 
     private string File => Path.Combine(_directory, "queues.db");
 
-    // A second actor system on the same file: what a process started again after the first one died would see.
-    private async Task<ActorSystem> NextIncarnationAsync()
+    /// <summary>The PostgreSQL server the durable tests also run against (.ci/run starts one and sets this).</summary>
+    public const string PostgresVariable = "ACTORQUEUE_TEST_POSTGRES";
+
+    // An actor system on the store: the SQLite file of this test, or the PostgreSQL server CI starts.
+    private static Config StoreConfig(string store, string directory, string queue)
     {
-        var next = ActorSystem.Create("next", Config(_directory));
-        await Task.Yield();
-        return next;
+        var durable = store == "postgresql"
+            ? $"actor-queue.durable {{ store = postgresql, connection-string = \"{Environment.GetEnvironmentVariable(PostgresVariable)}\" }}"
+            : "";
+        return ConfigurationFactory.ParseString($"""
+            {durable}
+            actor-queue.queues."{queue}".durable = on
+            """).WithFallback(Config(directory));
     }
 
-    [Fact]
-    public async Task What_a_durable_queue_accepted_survives_its_actor_system_and_comes_back_with_its_attempts()
-    {
-        var queue = await Sys.ActorQueues().CreateQueueAsync("orders", Specs.Queue(capacity: 200) with { Durable = true });
-        for (var i = 0; i < 50; i++) queue.Tell(new Enqueue($"order-{i}", i));
-        for (var i = 0; i < 50; i++) await ExpectMsgAsync(new EnqueueAccepted(i));
-        var consumer = CreateTestProbe();
-        queue.Tell(new Pull(50), consumer);
-        var registered = await consumer.ExpectMsgAsync<ConsumerRegistered>();
-        var held = await consumer.ExpectDeliveriesAsync(50);
-        // Forty handled; the consumer's window shrinks to the ten it still holds, so the next fifty stay in the queue.
-        queue.Tell(new Pull(10, registered.Epoch), consumer);
-        queue.Tell(new AckRange(held[0].DeliveryId, held[39].DeliveryId), consumer);
-        await AwaitAssertAsync(async () => Assert.Equal(40, (await queue.StatsAsync()).Acked));
-        for (var i = 50; i < 100; i++) queue.Tell(new Enqueue($"order-{i}", i));
-        for (var i = 50; i < 100; i++) await ExpectMsgAsync(new EnqueueAccepted(i));
-        await Sys.Terminate();
+    internal static void SkipWithoutPostgres(string store) =>
+        Skip.If(store == "postgresql" && string.IsNullOrEmpty(Environment.GetEnvironmentVariable(PostgresVariable)),
+            $"No PostgreSQL server: set {PostgresVariable} to a connection string (\"Host=127.0.0.1;Port=54329;Username=postgres;Database=postgres\"), as .ci/run does after starting one.");
 
-        var next = await NextIncarnationAsync();
+    [SkippableTheory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
+    public async Task What_a_durable_queue_accepted_survives_its_actor_system_and_comes_back_with_its_attempts(string store)
+    {
+        SkipWithoutPostgres(store);
+        var name = $"orders-{Guid.NewGuid():N}";
+        var first = ActorSystem.Create("first", StoreConfig(store, _directory, name));
+        List<Delivery> held;
         try
         {
-            var again = await next.ActorQueues().CreateQueueAsync("orders");
+            var queue = await first.ActorQueues().CreateQueueAsync(name, Specs.Queue(capacity: 200) with { Durable = true });
+            var producer = new TestProbe(first, new XunitAssertions());
+            for (var i = 0; i < 50; i++) queue.Tell(new Enqueue($"order-{i}", i), producer);
+            for (var i = 0; i < 50; i++) await producer.ExpectMsgAsync(new EnqueueAccepted(i));
+            var consumer = new TestProbe(first, new XunitAssertions());
+            queue.Tell(new Pull(50), consumer);
+            var registered = await consumer.ExpectMsgAsync<ConsumerRegistered>();
+            held = await consumer.ExpectDeliveriesAsync(50);
+            // Forty handled; the consumer's window shrinks to the ten it still holds, so the next fifty stay in the queue.
+            queue.Tell(new Pull(10, registered.Epoch), consumer);
+            queue.Tell(new AckRange(held[0].DeliveryId, held[39].DeliveryId), consumer);
+            await AwaitAssertAsync(async () => Assert.Equal(40, (await queue.StatsAsync()).Acked));
+            for (var i = 50; i < 100; i++) queue.Tell(new Enqueue($"order-{i}", i), producer);
+            for (var i = 50; i < 100; i++) await producer.ExpectMsgAsync(new EnqueueAccepted(i));
+        }
+        finally
+        {
+            await first.Terminate();
+        }
+
+        var next = ActorSystem.Create("next", StoreConfig(store, _directory, name));
+        try
+        {
+            var again = await next.ActorQueues().CreateQueueAsync(name);
             var stats = await again.StatsAsync();
             Assert.Equal((60, 0), (stats.Held, stats.Dead));
             var probe = new TestProbe(next, new XunitAssertions());
@@ -84,6 +108,70 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         {
             await next.Terminate();
         }
+    }
+
+    [Fact]
+    public async Task Snapshots_bound_the_journal_and_a_restart_from_one_recovers_the_same_messages()
+    {
+        var config = ConfigurationFactory.ParseString("actor-queue.durable.snapshot-every = 20").WithFallback(StoreConfig("sqlite", _directory, "snapshotted"));
+        var first = ActorSystem.Create("first", config);
+        var acked = new HashSet<int>();
+        try
+        {
+            var queue = await first.ActorQueues().CreateQueueAsync("snapshotted", Specs.Queue(capacity: 500) with { Durable = true });
+            var producer = new TestProbe(first, new XunitAssertions());
+            var consumer = new TestProbe(first, new XunitAssertions());
+            await consumer.PullAsync(queue, 1);
+            // Many small bursts, each a journal row: after every second message, the consumer settles what it holds.
+            for (var i = 0; i < 200; i++)
+            {
+                queue.Tell(new Enqueue(i, i), producer);
+                await producer.ExpectMsgAsync(new EnqueueAccepted(i));
+                if (i % 2 == 1) continue;
+                var d = (await consumer.ExpectMsgAsync<DeliveryBatch>())[0];
+                acked.Add(Convert.ToInt32(d.Message, System.Globalization.CultureInfo.InvariantCulture));
+                queue.Tell(new Ack(d.DeliveryId), consumer);
+            }
+            await AwaitAssertAsync(async () => Assert.Equal(100, (await queue.StatsAsync()).Acked));
+            await AwaitAssertAsync(async () =>
+            {
+                var (rows, snapshots) = await CountRowsAsync("actor-queue-snapshotted");
+                Assert.True(snapshots is >= 1 and <= 2, $"{snapshots} snapshots kept");
+                Assert.True(rows < 60, $"{rows} journal rows kept after snapshots of every 20 events");
+            });
+        }
+        finally
+        {
+            await first.Terminate();
+        }
+
+        var next = ActorSystem.Create("next", config);
+        try
+        {
+            var again = await next.ActorQueues().CreateQueueAsync("snapshotted");
+            var stats = await again.StatsAsync();
+            Assert.Equal(100, stats.Held);
+            var probe = new TestProbe(next, new XunitAssertions());
+            await probe.PullAsync(again, 200);
+            var messages = (await probe.ExpectDeliveriesAsync(100)).Select(d => Convert.ToInt32(d.Message, System.Globalization.CultureInfo.InvariantCulture)).Order();
+            Assert.Equal(Enumerable.Range(0, 200).Where(i => !acked.Contains(i)), messages);
+        }
+        finally
+        {
+            await next.Terminate();
+        }
+    }
+
+    private async Task<(long Rows, long Snapshots)> CountRowsAsync(string persistenceId)
+    {
+        await using var connection = new SqliteConnection($"Data Source={File}");
+        await connection.OpenAsync();
+        await using var command = connection.CreateCommand();
+        command.CommandText = "SELECT (SELECT COUNT(*) FROM journal WHERE persistence_id = $id), (SELECT COUNT(*) FROM snapshot WHERE persistence_id = $id)";
+        command.Parameters.AddWithValue("$id", persistenceId);
+        await using var reader = await command.ExecuteReaderAsync();
+        await reader.ReadAsync();
+        return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
