@@ -134,7 +134,12 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
             _name, State.Held, State.ReadyCount, State.DelayedCount, State.DeadCount);
         var batch = _open;
         _open = new Batch();
-        Persist(new JournalBatch(batch), _ => Written(batch.Events.Count));
+        Persist(new JournalBatch(batch), _ =>
+        {
+            Written(batch.Events.Count);
+            // Its supervisor holds back what arrived meanwhile until now.
+            Context.Parent.Tell(DurableQueueReady.Instance);
+        });
         _writing = true;
         _metrics.Publish(State);
         ScheduleTick();
@@ -238,6 +243,14 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         // Nothing decided since the last write was seen: producers resend what was not acknowledged, and the queue
         // started again recovers exactly what the journal holds.
         _log.Error(cause, "Durable queue {0}: the journal failed to write; stopping, to be started again from what it holds.", _name);
+        // Every call is answered: a plain enqueue waiting on the failed write (or behind it) hears that it was not taken.
+        var detail = $"Durable queue {_name} could not write it to its journal ({cause.GetType().Name}: {cause.Message}); nothing was accepted.";
+        foreach (var effects in new[] { _writingEffects, _openEffects })
+        {
+            foreach (var e in effects)
+                if (e.Message is EnqueueAccepted accepted) TrySend(e.To!, new EnqueueRejected(accepted.CorrelationId, RejectReason.Unavailable, detail));
+            effects.Clear();
+        }
         base.OnPersistFailure(cause, @event, sequenceNr);
     }
 

@@ -16,9 +16,6 @@ namespace ActorQueue.Persistence;
 /// </summary>
 public sealed class DurableQueueFactory : IDurableQueueFactory
 {
-    private static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(200);
-    private static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(10);
-
     /// <summary>Sets up <paramref name="system"/> for durable queues configured under <c>actor-queue.durable</c>.</summary>
     /// <param name="system">The actor system the queues run in.</param>
     public DurableQueueFactory(ActorSystem system) : this(system, DurableQueueOptions.Create(ActorQueueConfig.For(system))) { }
@@ -42,11 +39,8 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
     /// <inheritdoc />
     public Props QueueProps(string name, QueueSettings settings)
     {
-        var queue = DurableQueueActor.Props(name, settings, Options);
         // A drained queue stops for good; any other stop (a journal failure) is followed by a start from the journal.
-        var options = Backoff.OnStop(queue, "journaled", MinBackoff, MaxBackoff, 0.2, -1)
-            .WithFinalStopMessage(m => m is Drain);
-        return BackoffSupervisor.Props(options);
+        return DurableQueueSupervisor.Props(name, DurableQueueActor.Props(name, settings, Options));
     }
 
     /// <summary>
@@ -70,6 +64,9 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
               connection-string = {{quoted}}
               provider-name = "{{provider}}"
               auto-initialize = on
+              # The queue's supervisor backs off between attempts already: the breaker only keeps a dead store from
+              # being hammered, and lets the first attempt through soon after the store is back.
+              circuit-breaker { max-failures = 10, call-timeout = 10s, reset-timeout = 2s }
             }
             {{options.SnapshotPluginId}} {
               class = "Akka.Persistence.Sql.Snapshot.SqlSnapshotStore, Akka.Persistence.Sql"
@@ -77,6 +74,7 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
               connection-string = {{quoted}}
               provider-name = "{{provider}}"
               auto-initialize = on
+              circuit-breaker { max-failures = 5, call-timeout = 20s, reset-timeout = 2s }
             }
             """);
     }

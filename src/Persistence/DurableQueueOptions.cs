@@ -51,9 +51,10 @@ public sealed record DurableQueueOptions
     /// <summary>The Akka.Persistence snapshot-store plugin durable queues write to.</summary>
     public string SnapshotPluginId { get => _snapshotPluginId; init => _snapshotPluginId = NotEmpty(value); }
 
-    /// <summary>The SQLite file this configuration writes to, or null for PostgreSQL or an explicit connection string.</summary>
-    public string? SqliteFile => Store == DurableStore.Sqlite && string.IsNullOrEmpty(ConnectionString)
-        ? Path.GetFullPath(Path.Combine(DataDirectory, FileName))
+    /// <summary>The SQLite file this configuration writes to (from the connection string when one is given), or null for PostgreSQL.</summary>
+    public string? SqliteFile => Store != DurableStore.Sqlite ? null
+        : string.IsNullOrEmpty(ConnectionString) ? Path.GetFullPath(Path.Combine(DataDirectory, FileName))
+        : new Microsoft.Data.Sqlite.SqliteConnectionStringBuilder(ConnectionString).DataSource is { Length: > 0 } file && file != ":memory:" ? Path.GetFullPath(file)
         : null;
 
     /// <summary>

@@ -27,6 +27,11 @@ public enum RejectReason
     ProducerBufferFull,
     /// <summary>The sender withdrew the message (<see cref="WithdrawProduce"/>) before it reached the queue.</summary>
     Withdrawn,
+    /// <summary>
+    /// The queue cannot take work for now: a durable queue whose journal failed, recovering by itself. Nothing was
+    /// accepted; trying again later may succeed.
+    /// </summary>
+    Unavailable,
 }
 
 /// <summary>

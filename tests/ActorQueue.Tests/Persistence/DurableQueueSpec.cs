@@ -174,6 +174,67 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         return (reader.GetInt64(0), reader.GetInt64(1));
     }
 
+    [Fact]
+    public async Task A_journal_failure_refuses_new_work_keeps_what_was_held_and_the_queue_comes_back_by_itself()
+    {
+        // A short busy timeout, so that a locked file fails a write in a second rather than thirty.
+        var config = ConfigurationFactory.ParseString($"actor-queue.durable.connection-string = \"Data Source={File.Replace("\\", "/", StringComparison.Ordinal)};Default Timeout=1\"")
+            .WithFallback(StoreConfig("sqlite", _directory, "fragile"));
+        var system = ActorSystem.Create("fragile", config);
+        var logs = new TestProbe(system, new XunitAssertions());
+        system.EventStream.Subscribe(logs.Ref, typeof(Akka.Event.Warning));
+        system.EventStream.Subscribe(logs.Ref, typeof(Akka.Event.Error));
+        try
+        {
+            var queue = await system.ActorQueues().CreateQueueAsync("fragile", Specs.Queue(capacity: 100) with { Durable = true });
+            var caller = new TestProbe(system, new XunitAssertions());
+            for (var i = 0; i < 10; i++) queue.Tell(new Enqueue(i, i), caller);
+            for (var i = 0; i < 10; i++) await caller.ExpectMsgAsync(new EnqueueAccepted(i));
+
+            // Another process takes the file's write lock and keeps it.
+            var locker = new SqliteConnection($"Data Source={File};Pooling=False");
+            await locker.OpenAsync();
+            await using (var begin = locker.CreateCommand())
+            {
+                begin.CommandText = "BEGIN EXCLUSIVE;";
+                await begin.ExecuteNonQueryAsync();
+            }
+            queue.Tell(new Enqueue("during", 100), caller);
+            var refused = await caller.ExpectMsgAsync<EnqueueRejected>(TimeSpan.FromSeconds(15));
+            Assert.Equal((100L, RejectReason.Unavailable), (refused.CorrelationId, refused.Reason));
+            Assert.Contains("journal", refused.Detail);
+            // While it is down, new work is refused with the reason, not left unanswered.
+            queue.Tell(new Enqueue("still", 101), caller);
+            Assert.Equal(RejectReason.Unavailable, (await caller.ExpectMsgAsync<EnqueueRejected>(TimeSpan.FromSeconds(15))).Reason);
+
+            // The lock goes: the queue starts again by itself, holding what it had accepted.
+            await using (var rollback = locker.CreateCommand())
+            {
+                rollback.CommandText = "ROLLBACK;";
+                await rollback.ExecuteNonQueryAsync();
+            }
+            await locker.DisposeAsync();
+            await AwaitAssertAsync(async () =>
+            {
+                queue.Tell(new Enqueue("after", 102), caller);
+                Assert.Equal(new EnqueueAccepted(102), await caller.ExpectMsgAsync<IEnqueueReply>(TimeSpan.FromSeconds(3)));
+            }, TimeSpan.FromSeconds(30), TimeSpan.FromMilliseconds(500));
+            var consumer = new TestProbe(system, new XunitAssertions());
+            await consumer.PullAsync(queue, 100);
+            var messages = (await consumer.ExpectDeliveriesAsync(11)).Select(d => d.Message.ToString()).ToList();
+            Assert.Equal(Enumerable.Range(0, 10).Select(i => i.ToString(System.Globalization.CultureInfo.InvariantCulture)).Append("after"), messages);
+        }
+        finally
+        {
+            while (logs.HasMessages)
+            {
+                var l = logs.ReceiveOne(TimeSpan.Zero);
+                Output?.WriteLine("LOG " + l + " " + (l as Akka.Event.Error)?.Cause?.GetBaseException().Message);
+            }
+            await system.Terminate();
+        }
+    }
+
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
     private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
     {
