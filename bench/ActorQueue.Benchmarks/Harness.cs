@@ -24,6 +24,9 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private readonly Peer _delivery = new DeliveryPeer();
     private readonly Peer _sourceQueue = new StreamsQueuePeer();
     private readonly Peer _channel = new ChannelPeer();
+    private readonly Peer _durable = new ActorQueuePeer(ActorQueuePeer.Producers.Protocol, durable: true);
+    private readonly Peer _rawSqlite = new SqliteCeilingPeer();
+    private readonly Peer _persistAll = new PersistAllPeer();
 
     public const string ActorQueueName = "ActorQueue";
 
@@ -65,6 +68,17 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             results.Add(await RunScenarioAsync("4", $"latency emit -> handler at {at}, {options.LatencyDuration.TotalSeconds:0.#} s", one, paced,
                 p => (long)Math.Max(1000, PacedRate(first, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => PacedRate(first, p)));
         }
+        if (s.Contains(6))
+        {
+            // Durable: each run on a fresh SQLite file; a few throwaway runs first, the store's code being cold.
+            var durable = new[] { _durable, _rawSqlite, _persistAll };
+            foreach (var peer in durable)
+                for (var i = 0; i < Math.Min(3, Math.Max(1, options.WarmupRounds)); i++)
+                    await Measurement.RunAsync(peer, new RunSpec(one, options.Capacity, Math.Min(20_000, options.DurableMessages), TimeSpan.Zero), -1, Timeout(options.DurableMessages, TimeSpan.Zero));
+            results.Add(await RunScenarioAsync("6 (1x1)", $"durable: 1 producer -> 1 consumer, accepted after the write, acks journaled, N = {Count(options.DurableMessages)}", one, durable, _ => options.DurableMessages, TimeSpan.Zero));
+            results.Add(await RunScenarioAsync("6 (4x4)", $"durable: 4 producers -> 4 consumers, N = {Count(options.DurableMessages)}", new Shape(4, 4), [_durable], _ => options.DurableMessages, TimeSpan.Zero));
+            results.Add(await RecoveryScenarioAsync(options.RecoveryMessages));
+        }
         if (s.Contains(5))
         {
             var growth = new[] { _actorQueue, _creditWindow, _channel };
@@ -72,6 +86,24 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 results.Add(await RunScenarioAsync($"5 ({Count(n)})", $"throughput as N grows, N = {Count(n)}", one, growth, _ => n, TimeSpan.Zero));
         }
         return results;
+    }
+
+    // A durable queue filled with N messages (no consumer), its actor system stopped, then a new one started on the
+    // same file: the time from creating the queue to its first answer, which it gives once it has recovered.
+    private async Task<ScenarioResult> RecoveryScenarioAsync(long messages)
+    {
+        log.WriteLine($"Scenario 6 (recovery): recovery of {Count(messages)} held messages");
+        var runs = new List<RunResult>();
+        for (var round = 0; round < options.Rounds; round++)
+        {
+            var result = await DurableRecovery.RunAsync(messages, round, options.Capacity);
+            runs.Add(result);
+            log.WriteLine(result.Completed
+                ? $"  round {round + 1}: recovered {Count(messages)} in {result.Seconds:N2} s ({result.MessagesPerSecond:N0} msgs/s)"
+                : $"  round {round + 1}: FAILED: {result.Error}");
+        }
+        var summary = Summarize(new RecoveryPeer(), messages, 0, runs);
+        return new ScenarioResult("6 (recovery)", $"durable: recovery of {Count(messages)} held messages (rate = messages / seconds to recover)", "1x0", (int)messages + 1, "none", [summary]);
     }
 
     // Scenario 4 paces each peer at half its own scenario-1 rate, or every peer at --latency-rate.

@@ -14,8 +14,10 @@ internal sealed record HarnessOptions
     public TimeSpan LatencyDuration { get; init; } = TimeSpan.FromSeconds(3);
     public TimeSpan SlowWork { get; init; } = TimeSpan.FromMicroseconds(1);
     public int Capacity { get; init; } = 1000;
+    public long DurableMessages { get; init; } = 200_000;
+    public long RecoveryMessages { get; init; } = 100_000;
     public double? LatencyRate { get; init; }
-    public HashSet<int> Scenarios { get; init; } = [1, 2, 3, 4, 5];
+    public HashSet<int> Scenarios { get; init; } = [1, 2, 3, 4, 5, 6];
     public string? OutputDirectory { get; init; }
 
     public const string Usage = """
@@ -28,7 +30,7 @@ internal sealed record HarnessOptions
           --n <count>        messages per run in scenarios 1 and 2 (default 1000000)
           --rounds <k>       measured rounds per scenario, at least 1 (default 5)
           --warmup <k>       throwaway warm-up rounds per peer (default 8)
-          --scenario <list>  which scenarios to run, e.g. 1,2,4 (default all; 4 needs 1 and runs it)
+          --scenario <list>  which scenarios to run, e.g. 1,2,4 (default all; 4 needs 1 and runs it; 6 is durable)
           --latency-rate <r> pace every peer at r msgs/s in scenario 4, instead of half its own scenario-1 rate
           --out <dir>        where to write results.json and throughput.png (default bench/results)
           --bdn [args]       run the BenchmarkDotNet micro-benchmarks instead (args go to BenchmarkDotNet)
@@ -47,6 +49,8 @@ internal sealed record HarnessOptions
                 SlowConsumerMessages = [1_000_000, 2_000_000],
                 GrowthMessages = [100_000, 1_000_000],
                 LatencyDuration = TimeSpan.FromSeconds(1),
+                DurableMessages = 50_000,
+                RecoveryMessages = 100_000,
             };
         }
         for (var i = 0; i < args.Length; i++)
@@ -64,13 +68,15 @@ internal sealed record HarnessOptions
                         WarmupMessages = Math.Min(o.WarmupMessages, n),
                         SlowConsumerMessages = [Math.Max(1, n / 10), n],
                         GrowthMessages = [Math.Max(1, n / 10), n],
+                        DurableMessages = Math.Min(o.DurableMessages, n),
+                        RecoveryMessages = Math.Min(o.RecoveryMessages, n),
                     };
                     break;
                 case "--rounds": o = o with { Rounds = (int)PositiveLong(Next(), "--rounds") }; break;
                 case "--warmup": o = o with { WarmupRounds = (int)NonNegativeLong(Next(), "--warmup") }; break;
                 case "--scenario":
                     var picked = Next().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                        .Select(s => int.TryParse(s, out var k) && k is >= 1 and <= 5 ? k : throw new ArgumentException($"--scenario takes numbers 1 to 5, not '{s}'."))
+                        .Select(s => int.TryParse(s, out var k) && k is >= 1 and <= 6 ? k : throw new ArgumentException($"--scenario takes numbers 1 to 6, not '{s}'."))
                         .ToHashSet();
                     if (picked.Contains(4)) picked.Add(1);
                     o = o with { Scenarios = picked };

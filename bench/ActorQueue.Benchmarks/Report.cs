@@ -51,6 +51,21 @@ internal static class Report
             var ratio = large / Math.Max(small, 1);
             targets.Add(new TargetResult("3", $"ActorQueue peak live heap at {slow[^1].Id[3..^1]} / at {slow[0].Id[3..^1]}", ratio, "<=", 1.2, ratio <= 1.2));
         }
+        var s6 = scenarios.FirstOrDefault(s => s.Id == "6 (1x1)");
+        if (s6 is not null)
+        {
+            var durable = s6.Find(Peers.ActorQueuePeer.DurableName)?.MedianMessagesPerSecond ?? 0;
+            var raw = s6.Find("Raw SQLite")?.MedianMessagesPerSecond ?? 0;
+            var ratio = raw > 0 ? durable / raw : double.NaN;
+            targets.Add(new TargetResult("6 (1x1)", "ActorQueue durable / raw SQLite ceiling", ratio, ">=", 0.3, ratio >= 0.3));
+            targets.Add(new TargetResult("6 (1x1)", "ActorQueue durable msgs/s, accepted after the write", durable, ">=", 50_000, durable >= 50_000));
+        }
+        var recovery = scenarios.FirstOrDefault(s => s.Id == "6 (recovery)");
+        if (recovery?.Peers.FirstOrDefault() is { MedianMessagesPerSecond: > 0 } r && r.Messages >= 100_000)
+        {
+            var seconds = 100_000 / r.MedianMessagesPerSecond;
+            targets.Add(new TargetResult("6 (recovery)", "seconds to recover 100k held messages", seconds, "<=", 5, seconds <= 5));
+        }
         var s4 = scenarios.FirstOrDefault(s => s.Id == "4");
         if (s4?.Find(Aq)?.Latency is { } latency)
         {

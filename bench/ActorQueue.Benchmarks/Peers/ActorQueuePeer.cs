@@ -8,7 +8,7 @@ namespace ActorQueue.Benchmarks.Peers;
 /// (acks in batches), and producers that are either actors speaking the producer protocol (credit, sequence
 /// numbers, acceptance) or user actors going through a <see cref="ProducerActor"/>.
 /// </summary>
-internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
+internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers, bool durable = false) : Peer
 {
     public enum Producers
     {
@@ -18,17 +18,28 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
         ProducerActor,
     }
 
-    public override string Name => producers == Producers.Protocol ? "ActorQueue" : "ActorQueue via ProducerActor";
+    public override string Name => durable ? DurableName : producers == Producers.Protocol ? "ActorQueue" : "ActorQueue via ProducerActor";
 
-    public override string Description => producers == Producers.Protocol
+    /// <summary>The name of the durable variant in tables and targets.</summary>
+    public const string DurableName = "ActorQueue durable";
+
+    public override string Description => (durable ? "durable (SQLite file, WAL; accepted after the write, acks journaled): " : "") + (producers == Producers.Protocol
         ? "QueueActor + ConsumerActors (acks); producer actors speak the producer protocol (credit ahead, batches, sequence numbers)"
-        : "QueueActor + ConsumerActors (acks); user actors send Produce to a ProducerActor, a window of replies at a time";
+        : "QueueActor + ConsumerActors (acks); user actors send Produce to a ProducerActor, a window of replies at a time");
 
     public override async Task<IPeerRun> StartAsync(RunContext context)
     {
         var system = CreateSystem("actor-queue");
         var settings = QueueSettings.Default with { Capacity = context.Capacity, ProducerCredit = context.Capacity };
-        var queue = system.ActorOf(QueueActor.Props("bench", settings), "queue");
+        ScratchStore? store = null;
+        IActorRef queue;
+        if (durable)
+        {
+            store = new ScratchStore();
+            var factory = new Persistence.DurableQueueFactory(system, new Persistence.DurableQueueOptions { DataDirectory = store.Directory, FileName = "bench.db" });
+            queue = system.ActorOf(factory.QueueProps("bench", settings with { Durable = true }), "queue");
+        }
+        else queue = system.ActorOf(QueueActor.Props("bench", settings), "queue");
         var consumerSettings = ConsumerSettings.Default with { Prefetch = Math.Max(1, context.Capacity / 2) };
         var probe = context.Probe;
         var handler = QueueHandler.From((delivery, _) =>
@@ -55,7 +66,7 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers) : Peer
             }
         }
         await WaitUntilRegisteredAsync(queue, context.Shape);
-        return new ActorRun(system, actors);
+        return store is null ? new ActorRun(system, actors) : new StoreRun(new ActorRun(system, actors), store);
     }
 
     private static async Task WaitUntilRegisteredAsync(IActorRef queue, Shape shape)
