@@ -32,6 +32,7 @@ internal sealed record HarnessOptions
           --warmup <k>       throwaway warm-up rounds per peer (default 8)
           --scenario <list>  which scenarios to run, e.g. 1,2,4 (default all; 4 needs 1 and runs it; 6 is durable)
           --latency-rate <r> pace every peer at r msgs/s in scenario 4, instead of half its own scenario-1 rate
+          --recovery-n <n>   messages a durable queue holds when its recovery is timed in scenario 6 (default 100000)
           --out <dir>        where to write results.json and throughput.png (default bench/results)
           --bdn [args]       run the BenchmarkDotNet micro-benchmarks instead (args go to BenchmarkDotNet)
           --help             this text
@@ -82,6 +83,7 @@ internal sealed record HarnessOptions
                     o = o with { Scenarios = picked };
                     break;
                 case "--out": o = o with { OutputDirectory = Next() }; break;
+                case "--recovery-n": o = o with { RecoveryMessages = PositiveLong(Next(), "--recovery-n") }; break;
                 case "--latency-rate": o = o with { LatencyRate = PositiveLong(Next(), "--latency-rate") }; break;
                 default: throw new ArgumentException($"Unknown option '{args[i]}'; see --help.");
             }
