@@ -45,6 +45,30 @@ public sealed class DemoLedger
     /// <summary>Enqueue calls still waiting for the queue: the producers held back by backpressure.</summary>
     public long Waiting => Interlocked.Read(ref _waiting);
 
+    private DemoLedgerStore? _store;
+
+    /// <summary>Messages accepted in earlier runs and not handled when this one started: what the durable queue kept.</summary>
+    public int CameBack { get; private set; }
+
+    /// <summary>
+    /// Continues the account kept in <paramref name="store"/> (a durable run): what earlier runs accepted and handled
+    /// counts here too, ids continue above theirs, and from now on every acceptance and completion is written there.
+    /// </summary>
+    /// <param name="store">The ledger file.</param>
+    public void ContinueFrom(DemoLedgerStore store)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        var accepted = store.Accepted();
+        foreach (var id in accepted) _accepted.TryAdd(id, 0);
+        foreach (var id in store.Handled()) _handled.TryAdd(id, 1);
+        CameBack = accepted.Count(id => !_handled.ContainsKey(id));
+        _nextId = Math.Max(_nextId, _accepted.Keys.DefaultIfEmpty(0).Max());
+        _store = store;
+    }
+
+    /// <summary>Whether earlier runs left an account (a durable run after another).</summary>
+    public bool HasHistory => !_accepted.IsEmpty;
+
     /// <summary>A new message id.</summary>
     public long NextId() => Interlocked.Increment(ref _nextId);
 
@@ -61,13 +85,21 @@ public sealed class DemoLedger
     public void Answered(long id, bool accepted)
     {
         Interlocked.Decrement(ref _waiting);
-        if (accepted) _accepted.TryAdd(id, 0);
+        if (accepted)
+        {
+            _store?.RecordAccepted(id);
+            _accepted.TryAdd(id, 0);
+        }
         else Interlocked.Increment(ref _rejected);
     }
 
     /// <summary>A handler completed the message.</summary>
     /// <param name="id">The message.</param>
-    public void Handle(long id) => _handled.AddOrUpdate(id, 1, (_, n) => n + 1);
+    public void Handle(long id)
+    {
+        _store?.RecordHandled(id);
+        _handled.AddOrUpdate(id, 1, (_, n) => n + 1);
+    }
 
     /// <summary>A handler threw on purpose.</summary>
     public void Fail() => Interlocked.Increment(ref _failures);

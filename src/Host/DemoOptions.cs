@@ -38,6 +38,18 @@ public sealed record DemoOptions
     /// <summary>How long to wait, after producing stops, for everything accepted to be settled.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>
+    /// Whether the queue is durable: it journals what it accepts in a SQLite file under <see cref="DataDirectory"/>, and
+    /// the demo keeps its ledger there too, so a run after a crash counts what came back.
+    /// </summary>
+    public bool Durable { get; init; }
+
+    /// <summary>Where a durable run keeps the queue's journal and the demo's ledger.</summary>
+    public string DataDirectory { get; init; } = "actor-queue-demo-data";
+
+    /// <summary>Kills the demo's own process hard (no shutdown) this long after it starts; null for never.</summary>
+    public TimeSpan? CrashAfter { get; init; }
+
     /// <summary>The options with their defaults, for --help.</summary>
     public static string Usage
     {
@@ -57,6 +69,11 @@ public sealed record DemoOptions
                 $"  --latency MS         mean handler time in milliseconds (default {d.Latency.TotalMilliseconds:0})",
                 $"  --no-poison          do not send the poison message",
                 $"  --drain-timeout S    how long to wait for the queue to empty (default {d.DrainTimeout.TotalSeconds:0})",
+                "  --durable            journal the queue in a SQLite file (and keep the demo's ledger beside it), so a run",
+                "                       after a crash recovers what was accepted and counts it",
+                $"  --data-dir DIR       where --durable keeps its files (default {d.DataDirectory})",
+                "  --crash-after S      kill this process hard (no shutdown) after S seconds; run again with --durable to see",
+                "                       nothing accepted was lost",
                 "  --help               show this",
                 "Akka and queue settings come from hocon/host.conf.");
         }
@@ -98,6 +115,9 @@ public sealed record DemoOptions
                 "--latency" => o with { Latency = TimeSpan.FromMilliseconds(Number(0, 60_000, "of milliseconds from 0 to 60000")) },
                 "--no-poison" => o with { Poison = false },
                 "--drain-timeout" => o with { DrainTimeout = TimeSpan.FromSeconds(Number(0.1, 86_400, "of seconds above 0")) },
+                "--durable" => o with { Durable = true },
+                "--data-dir" => o with { DataDirectory = Value() is { Length: > 0 } dir ? dir : throw new ArgumentException($"Option {name} needs a directory.") },
+                "--crash-after" => o with { CrashAfter = TimeSpan.FromSeconds(Number(0.1, 86_400, "of seconds above 0")) },
                 _ => throw new ArgumentException($"Unknown option '{name}'. Run with --help to list the options."),
             };
         }

@@ -1,6 +1,8 @@
 using System.Diagnostics;
 using ActorQueue.Client;
 using ActorQueue.Hosting;
+using ActorQueue.Persistence;
+using ActorQueue.Persistence.Hosting;
 using ActorQueue.Protocol;
 using Akka.Actor;
 using Akka.Hosting;
@@ -27,16 +29,19 @@ namespace ActorQueue.Host;
 /// <param name="Elapsed">How long the run took.</param>
 /// <param name="QueueEnqueued">What the queue itself counted as accepted: it must match <paramref name="Accepted"/>.</param>
 /// <param name="ProducerErrors">Producers that failed with an unexpected error.</param>
+/// <param name="Durable">Whether the queue was durable (counts then cover every run on the same data directory).</param>
+/// <param name="CameBack">Messages earlier runs had accepted and not handled, recovered by this run's durable queue.</param>
 public sealed record DemoSummary(
     long Produced, int Accepted, long Rejected, int Dropped, long Delivered, long Redelivered, long Acked, long Nacked,
     int DeadLettered, int Handled, int Duplicates, long Crashes, int Lost, bool Completed, TimeSpan Elapsed,
-    long QueueEnqueued = 0, int ProducerErrors = 0)
+    long QueueEnqueued = 0, int ProducerErrors = 0, bool Durable = false, int CameBack = 0)
 {
     /// <summary>
     /// The demo's verdict: everything accepted was settled, nothing is missing, the queue and the ledger agree on
-    /// what was accepted, and no producer failed.
+    /// what was accepted (a durable queue may have accepted a few more: a process killed after the queue's write and
+    /// before the producer heard of it), and no producer failed.
     /// </summary>
-    public bool Ok => Completed && Lost == 0 && QueueEnqueued == Accepted && ProducerErrors == 0;
+    public bool Ok => Completed && Lost == 0 && (Durable ? QueueEnqueued >= Accepted : QueueEnqueued == Accepted) && ProducerErrors == 0;
 }
 
 /// <summary>
@@ -59,7 +64,19 @@ public static class DemoRunner
         ArgumentNullException.ThrowIfNull(view);
         var clock = Stopwatch.StartNew();
         var ledger = new DemoLedger();
+        using var store = options.Durable ? new DemoLedgerStore(options.DataDirectory) : null;
+        if (store is not null) ledger.ContinueFrom(store);
+        var firstRun = !ledger.HasHistory;
         using var host = BuildHost(options, ledger);
+        if (options.CrashAfter is { } crashAfter)
+        {
+            _ = Task.Run(async () =>
+            {
+                await Task.Delay(crashAfter, CancellationToken.None);
+                view.ShowError($"--crash-after {crashAfter.TotalSeconds:0.#}s: killing this process hard now (no shutdown, no drain).");
+                Process.GetCurrentProcess().Kill();
+            }, CancellationToken.None);
+        }
         await host.StartAsync(cancellationToken);
         var system = host.Services.GetRequiredService<ActorSystem>();
         system.EventStream.Subscribe(system.ActorOf(Props.Create(() => new DropWatcher(ledger)), "demo-drop-watcher"), typeof(MessageDropped));
@@ -68,7 +85,7 @@ public static class DemoRunner
         using var stopProducing = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         stopProducing.CancelAfter(options.Duration);
         var producers = Enumerable.Range(0, options.Producers)
-            .Select(p => Task.Run(() => ProduceAsync(system, p, options, ledger, stopProducing.Token), CancellationToken.None))
+            .Select(p => Task.Run(() => ProduceAsync(system, p, options with { Poison = options.Poison && firstRun }, ledger, stopProducing.Token), CancellationToken.None))
             .ToArray();
         var chaos = Task.Run(() => CrashConsumersAsync(system, options, ledger, stopProducing.Token), CancellationToken.None);
 
@@ -112,7 +129,7 @@ public static class DemoRunner
         var deadIds = dead.Items.Select(d => ((DemoMessage)d.Message).Id).ToHashSet();
         var summary = new DemoSummary(ledger.Produced, ledger.Accepted, ledger.Rejected, ledger.Dropped, final.Delivered,
             final.Redelivered, final.Acked, final.Nacked, dead.Total, ledger.Handled, ledger.Duplicates, ledger.Crashes,
-            ledger.Lost(deadIds), completed, clock.Elapsed, final.Enqueued, producerErrors);
+            ledger.Lost(deadIds), completed, clock.Elapsed, final.Enqueued, producerErrors, options.Durable, ledger.CameBack);
         await host.StopAsync(CancellationToken.None);
         view.ShowSummary(summary, dead.Items);
         return summary;
@@ -127,10 +144,12 @@ public static class DemoRunner
             .AddTransient<DemoHandler>()
             .AddAkka("actor-queue-demo", akka => akka
                 .AddHoconFile(Path.Combine(AppContext.BaseDirectory, "host.conf"), HoconAddMode.Prepend)
+                .WithDurableActorQueues(new DurableQueueOptions { DataDirectory = options.DataDirectory })
                 .WithActorQueue(o => o.AddQueue(QueueName, q =>
                 {
                     q.Capacity = options.Capacity;
                     q.FullMode = options.FullMode;
+                    q.Durable = options.Durable;
                 }))
                 .WithQueueConsumer<DemoHandler>(QueueName, instances: options.Consumers));
         return builder.Build();

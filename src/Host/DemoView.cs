@@ -124,6 +124,7 @@ public sealed class DemoView
         Row("handled", s.Handled);
         Row("duplicates (after crashes)", s.Duplicates);
         Row("consumer crashes", s.Crashes);
+        if (s.Durable) Row("came back from earlier runs (durable)", s.CameBack);
         Row("lost", s.Lost);
         Row("accepted, as the queue counts it", s.QueueEnqueued);
         Row("elapsed", string.Create(CultureInfo.InvariantCulture, $"{s.Elapsed.TotalSeconds:F1}s"));
@@ -132,6 +133,7 @@ public sealed class DemoView
             _console.WriteLine($"dead letter (queue id {d.MessageId}) after {d.Attempts} attempts: {d.Reason}");
         _console.WriteLine(s switch
         {
+            { Ok: true, Durable: true } => "OK: every message accepted, in this run and the runs before it on this data directory, was handled or dead-lettered; nothing was lost.",
             { Ok: true } => "OK: every accepted message was handled or dead-lettered; nothing was lost.",
             { Completed: false } => "FAILED: the queue did not settle everything it accepted before the drain timeout.",
             { Lost: > 0 } => $"FAILED: {s.Lost} accepted messages were lost.",

@@ -47,6 +47,51 @@ public class DemoSpec
         Assert.Equal(summary.Produced, summary.Accepted + summary.Rejected);
     }
 
+    [Fact]
+    public async Task Demo_killed_hard_in_durable_mode_then_run_again_recovers_what_it_accepted_and_loses_nothing()
+    {
+        var directory = Path.Combine(Path.GetTempPath(), "actor-queue-demo", Guid.NewGuid().ToString("N"));
+        try
+        {
+            // The documented way: a durable run that kills itself with work in the queue ...
+            var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+            foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "ActorQueue.Host.dll"), "--durable", "--data-dir", directory,
+                         "--crash-after", "3", "--duration", "30", "--crash-rate", "0", "--latency", "40", "--capacity", "300" })
+                start.ArgumentList.Add(a);
+            using (var first = System.Diagnostics.Process.Start(start)!)
+            {
+                var firstOutput = first.StandardOutput.ReadToEndAsync();
+                await first.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+                Assert.NotEqual(0, first.ExitCode);
+                Assert.Contains("killing this process hard now", await firstOutput + await first.StandardError.ReadToEndAsync());
+            }
+
+            // ... then a run on the same data directory, which recovers it and settles everything either run accepted.
+            var (view, output) = PlainView();
+            var summary = await DemoRunner.RunAsync(new DemoOptions
+            {
+                Durable = true, DataDirectory = directory, Duration = TimeSpan.FromSeconds(1), CrashRate = 0, Latency = TimeSpan.FromMilliseconds(2),
+            }, view);
+            var text = output.ToString();
+            Assert.True(summary.Ok, text);
+            Assert.True(summary.CameBack > 0, text);
+            Assert.Equal(0, summary.Lost);
+            Assert.Contains("came back from earlier runs (durable)", text);
+        }
+        finally
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            try
+            {
+                Directory.Delete(directory, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Left for the temp directory's own cleanup.
+            }
+        }
+    }
+
     [Theory]
     [InlineData("--producers", "0", "--producers must be a whole number of at least 1")]
     [InlineData("--failure-rate", "1.5", "--failure-rate must be a number from 0 up to (not including) 1")]
@@ -58,11 +103,12 @@ public class DemoSpec
     [Fact]
     public void Demo_options_parse_every_option()
     {
-        var o = DemoOptions.Parse("--producers 2 --consumers 3 --messages 10 --duration 9 --capacity 7 --full-mode drop-oldest --failure-rate 0.5 --crash-rate 0.25 --latency 4 --no-poison --drain-timeout 5".Split(' '));
+        var o = DemoOptions.Parse("--producers 2 --consumers 3 --messages 10 --duration 9 --capacity 7 --full-mode drop-oldest --failure-rate 0.5 --crash-rate 0.25 --latency 4 --no-poison --drain-timeout 5 --durable --data-dir d --crash-after 2".Split(' '));
         Assert.Equal(new DemoOptions
         {
             Producers = 2, Consumers = 3, Messages = 10, Duration = TimeSpan.FromSeconds(9), Capacity = 7, FullMode = FullMode.DropOldest,
             FailureRate = 0.5, CrashRate = 0.25, Latency = TimeSpan.FromMilliseconds(4), Poison = false, DrainTimeout = TimeSpan.FromSeconds(5),
+            Durable = true, DataDirectory = "d", CrashAfter = TimeSpan.FromSeconds(2),
         }, o);
         Assert.Contains("--crash-rate", DemoOptions.Usage);
     }
