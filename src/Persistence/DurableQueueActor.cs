@@ -132,6 +132,9 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         _recovered = true;
         _log.Info("Durable queue {0} recovered {1} messages ({2} ready, {3} delayed) and {4} dead letters.",
             _name, State.Held, State.ReadyCount, State.DelayedCount, State.DeadCount);
+        if (_codec.Unreadable > 0)
+            _log.Warning("Durable queue {0}: {1} messages could not be read back from the journal (their type or serializer changed); they are delivered as {2}.",
+                _name, _codec.Unreadable, nameof(UnreadablePayload));
         var batch = _open;
         _open = new Batch();
         Persist(new JournalBatch(batch), _ =>

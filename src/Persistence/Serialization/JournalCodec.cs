@@ -33,6 +33,9 @@ internal sealed class JournalCodec(ActorSystem system)
     private readonly Dictionary<object, Payload> _checked = new(ReferenceEqualityComparer.Instance);
     private int _checkedLimit = 1024;
 
+    /// <summary>Messages read back as <see cref="UnreadablePayload"/> so far.</summary>
+    public int Unreadable { get; private set; }
+
     /// <summary>The payloads checked and not yet written are kept up to this many (more are serialized again).</summary>
     public int CheckedLimit { get => _checkedLimit; set => _checkedLimit = Math.Max(16, value); }
 
@@ -58,6 +61,9 @@ internal sealed class JournalCodec(ActorSystem system)
 
     private Payload ToPayload(object message)
     {
+        // What could not be read back is written back as it was, so nothing of it is lost.
+        if (message is UnreadablePayload u)
+            return new Payload { SerializerId = u.SerializerId, Manifest = u.Manifest, Bytes = ByteString.CopyFrom(u.Bytes) };
         var serializer = _serialization.FindSerializerFor(message);
         return new Payload
         {
@@ -69,7 +75,20 @@ internal sealed class JournalCodec(ActorSystem system)
 
     private Payload Write(object message) => _checked.Remove(message, out var payload) ? payload : ToPayload(message);
 
-    private object Read(Payload p) => _serialization.Deserialize(p.Bytes.ToByteArray(), p.SerializerId, p.Manifest);
+    // A message that cannot be read back must not stop the queue from starting: it comes back as an UnreadablePayload.
+    private object Read(Payload p)
+    {
+        var bytes = p.Bytes.ToByteArray();
+        try
+        {
+            return _serialization.Deserialize(bytes, p.SerializerId, p.Manifest);
+        }
+        catch (Exception e)
+        {
+            Unreadable++;
+            return new UnreadablePayload(p.SerializerId, p.Manifest, bytes, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
 
     /// <summary>
     /// Appends the journal form of <paramref name="e"/> (a durable event) to <paramref name="batch"/>, folding a delivery

@@ -235,6 +235,124 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_message_that_cannot_be_read_back_after_a_restart_comes_back_as_an_unreadable_payload_and_the_queue_starts()
+    {
+        var config = ConfigurationFactory.ParseString($$"""
+            akka.actor {
+              serializers.fragile = "{{typeof(FragileSerializer).AssemblyQualifiedName}}"
+              serialization-bindings { "{{typeof(FragileOrder).FullName}}, {{typeof(FragileOrder).Assembly.GetName().Name}}" = fragile }
+            }
+            """).WithFallback(StoreConfig("sqlite", _directory, "fragile-reads"));
+        var first = ActorSystem.Create("first", config);
+        try
+        {
+            var queue = await first.ActorQueues().CreateQueueAsync("fragile-reads", Specs.Queue(capacity: 10) with { Durable = true });
+            var caller = new TestProbe(first, new XunitAssertions());
+            queue.Tell(new Enqueue(new FragileOrder("kept"), 1), caller);
+            queue.Tell(new Enqueue("plain", 2), caller);
+            await caller.ExpectMsgAsync(new EnqueueAccepted(1));
+            await caller.ExpectMsgAsync(new EnqueueAccepted(2));
+        }
+        finally
+        {
+            await first.Terminate();
+        }
+
+        // The next version of the application cannot read the type back.
+        FragileSerializer.FailReads = true;
+        var next = ActorSystem.Create("next", config);
+        try
+        {
+            var queue = await next.ActorQueues().CreateQueueAsync("fragile-reads");
+            Assert.Equal(2, (await queue.StatsAsync()).Held);
+            var consumer = new TestProbe(next, new XunitAssertions());
+            await consumer.PullAsync(queue, 10);
+            var delivered = await consumer.ExpectDeliveriesAsync(2);
+            var unreadable = Assert.IsType<UnreadablePayload>(delivered[0].Message);
+            Assert.Equal(FragileSerializer.Id, unreadable.SerializerId);
+            Assert.Equal("kept", System.Text.Encoding.UTF8.GetString(unreadable.Bytes));
+            Assert.Contains("cannot read", unreadable.Error);
+            Assert.Equal("plain", delivered[1].Message);
+        }
+        finally
+        {
+            FragileSerializer.FailReads = false;
+            await next.Terminate();
+        }
+    }
+
+    /// <summary>A message of the application's own, written by its own serializer.</summary>
+    public sealed record FragileOrder(string Name);
+
+    /// <summary>Writes <see cref="FragileOrder"/> as its name; told to, it cannot read one back, as after a breaking change.</summary>
+    public sealed class FragileSerializer(ExtendedActorSystem system) : Akka.Serialization.Serializer(system)
+    {
+        public const int Id = 9123;
+
+        public static volatile bool FailReads;
+
+        public override int Identifier => Id;
+
+        public override bool IncludeManifest => false;
+
+        public override byte[] ToBinary(object obj) => System.Text.Encoding.UTF8.GetBytes(((FragileOrder)obj).Name);
+
+        public override object FromBinary(byte[] bytes, Type? type) =>
+            FailReads ? throw new System.Runtime.Serialization.SerializationException("this version cannot read a FragileOrder") : new FragileOrder(System.Text.Encoding.UTF8.GetString(bytes));
+    }
+
+    [Fact]
+    public async Task On_a_read_only_file_the_queue_refuses_work_with_the_reason_and_keeps_what_the_file_holds()
+    {
+        var config = StoreConfig("sqlite", _directory, "read-only");
+        var first = ActorSystem.Create("first", config);
+        try
+        {
+            var queue = await first.ActorQueues().CreateQueueAsync("read-only", Specs.Queue(capacity: 10) with { Durable = true });
+            var caller = new TestProbe(first, new XunitAssertions());
+            for (var i = 0; i < 3; i++) queue.Tell(new Enqueue(i, i), caller);
+            for (var i = 0; i < 3; i++) await caller.ExpectMsgAsync(new EnqueueAccepted(i));
+        }
+        finally
+        {
+            await first.Terminate();
+        }
+
+        // Mode=ReadOnly stands for a file the process may no longer write (chmod does not stop root).
+        var readOnly = ConfigurationFactory.ParseString($"actor-queue.durable.connection-string = \"Data Source={File.Replace("\\", "/", StringComparison.Ordinal)};Mode=ReadOnly\"").WithFallback(config);
+        var next = ActorSystem.Create("next", readOnly);
+        var logs = new TestProbe(next, new XunitAssertions());
+        next.EventStream.Subscribe(logs.Ref, typeof(Akka.Event.Error));
+        try
+        {
+            var queue = await next.ActorQueues().CreateQueueAsync("read-only");
+            var caller = new TestProbe(next, new XunitAssertions());
+            await AwaitAssertAsync(async () =>
+            {
+                queue.Tell(new Enqueue("new", 9), caller);
+                var refused = await caller.ExpectMsgAsync<EnqueueRejected>(TimeSpan.FromSeconds(3));
+                Assert.Equal(RejectReason.Unavailable, refused.Reason);
+            }, TimeSpan.FromSeconds(20), TimeSpan.FromMilliseconds(200));
+            // The cause is in the log, named as SQLite names it.
+            await AwaitAssertAsync(() =>
+            {
+                var error = logs.ExpectMsg<Akka.Event.Error>(TimeSpan.FromSeconds(5));
+                Assert.Contains("readonly", error.Cause?.ToString() ?? "", StringComparison.OrdinalIgnoreCase);
+            }, TimeSpan.FromSeconds(20));
+        }
+        finally
+        {
+            await next.Terminate();
+        }
+        SqliteConnection.ClearAllPools();
+        await using var check = new SqliteConnection($"Data Source={File};Mode=ReadOnly");
+        await check.OpenAsync();
+        await using var count = check.CreateCommand();
+        count.CommandText = "SELECT COUNT(*) FROM journal WHERE persistence_id = 'actor-queue-read-only'";
+        Assert.True((long)(await count.ExecuteScalarAsync())! >= 2, "the journal kept what it held");
+    }
+
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
     private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
     {
