@@ -353,6 +353,44 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         Assert.True((long)(await count.ExecuteScalarAsync())! >= 2, "the journal kept what it held");
     }
 
+    [SkippableFact]
+    public async Task A_postgresql_server_stopped_mid_run_costs_refusals_not_messages_and_the_queue_comes_back_when_it_does()
+    {
+        var unavailable = PostgresServer.Unavailable();
+        Skip.If(unavailable is not null, unavailable);
+        using var server = PostgresServer.Create();
+        var config = ConfigurationFactory.ParseString($"actor-queue.durable {{ store = postgresql, connection-string = \"{server.ConnectionString}\" }}")
+            .WithFallback(StoreConfig("sqlite", _directory, "pg-outage"));
+        var system = ActorSystem.Create("pg-outage", config);
+        try
+        {
+            var queue = await system.ActorQueues().CreateQueueAsync("pg-outage", Specs.Queue(capacity: 100) with { Durable = true });
+            var caller = new TestProbe(system, new XunitAssertions());
+            for (var i = 0; i < 5; i++) queue.Tell(new Enqueue(i, i), caller);
+            for (var i = 0; i < 5; i++) await caller.ExpectMsgAsync(new EnqueueAccepted(i));
+
+            server.Stop();
+            queue.Tell(new Enqueue("during", 10), caller);
+            var refused = await caller.ExpectMsgAsync<EnqueueRejected>(TimeSpan.FromSeconds(30));
+            Assert.Equal((10L, RejectReason.Unavailable), (refused.CorrelationId, refused.Reason));
+
+            server.Start();
+            await AwaitAssertAsync(async () =>
+            {
+                queue.Tell(new Enqueue("after", 11), caller);
+                Assert.Equal(new EnqueueAccepted(11), await caller.ExpectMsgAsync<IEnqueueReply>(TimeSpan.FromSeconds(5)));
+            }, TimeSpan.FromSeconds(45), TimeSpan.FromMilliseconds(500));
+            var consumer = new TestProbe(system, new XunitAssertions());
+            await consumer.PullAsync(queue, 100);
+            var messages = (await consumer.ExpectDeliveriesAsync(6)).Select(d => d.Message.ToString()).ToList();
+            Assert.Equal(new[] { "0", "1", "2", "3", "4", "after" }, messages);
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
     private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
     {
