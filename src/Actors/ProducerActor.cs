@@ -129,7 +129,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void HandleCredit(ProducerCredit m)
     {
         _lastHeard = Now;
-        var renumbered = _window.OnCredit(m.AcceptedSeqNr, m.CreditSeqNr, _pending);
+        var renumbered = _window.OnCredit(m.AcceptedSeqNr, m.CreditSeqNr, _pending, m.Registration);
         if (renumbered > 0)
             _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed more; renumbered {2} unaccepted messages.", _producerId, m.AcceptedSeqNr, renumbered);
         foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
@@ -162,13 +162,14 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 Fail(m.SeqNr, m.Reason, m.Detail);
                 break;
             case RejectReason.InvalidMessage:
-                // Refused for good (a durable queue cannot write it): its caller is told, and the rest are renumbered
-                // and sent again from its number.
+                // Refused for good (a durable queue cannot write it): its caller is told, and the rest are renumbered.
+                // Registering again fences off a repeated refusal of the same number (from a resend of the refused
+                // message) until the queue has answered; the rest are then sent again from where it stands.
                 if (_window.DropRefused(m.SeqNr, out var refused))
                 {
                     _log.Warning("Producer {0}: message {1} refused: {2}", _producerId, m.SeqNr, m.Detail);
                     Reply(refused.ReplyTo, new EnqueueRejected(refused.CorrelationId, m.Reason, m.Detail));
-                    SendWithinCredit();
+                    Register();
                 }
                 break;
             default:
@@ -226,7 +227,11 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         Timers.CancelAll();
     }
 
-    private void Register() => _queue.Tell(new RegisterProducer(_producerId, _window.Register()));
+    private void Register()
+    {
+        var demand = _window.Register();
+        _queue.Tell(new RegisterProducer(_producerId, demand, _window.Registration));
+    }
 
     private void Fail(long fromSeqNr, RejectReason reason, string detail)
     {

@@ -246,6 +246,8 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         // Nothing decided since the last write was seen: producers resend what was not acknowledged, and the queue
         // started again recovers exactly what the journal holds.
         _log.Error(cause, "Durable queue {0}: the journal failed to write; stopping, to be started again from what it holds.", _name);
+        // Told first, so that whatever a caller sends after hearing of the failure is held by the supervisor, not lost here.
+        Context.Parent.Tell(DurableQueueFailing.Instance);
         // Every call is answered: a plain enqueue waiting on the failed write (or behind it) hears that it was not taken.
         var detail = $"Durable queue {_name} could not write it to its journal ({cause.GetType().Name}: {cause.Message}); nothing was accepted.";
         foreach (var effects in new[] { _writingEffects, _openEffects })

@@ -63,6 +63,10 @@ internal sealed class DurableQueueSupervisor : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case DurableQueueFailing when Sender.Equals(_queue):
+                // It is stopping: what arrives from now on waits here, and is answered once it has stopped.
+                _ready = false;
+                return;
             case DurableQueueReady when Sender.Equals(_queue):
                 _ready = true;
                 while (_waiting.TryDequeue(out var w)) _queue!.Tell(w.Message, w.Sender);
@@ -132,4 +136,10 @@ internal sealed class DurableQueueSupervisor : UntypedActor, IWithTimers
 internal sealed class DurableQueueReady
 {
     public static readonly DurableQueueReady Instance = new();
+}
+
+/// <summary>Told by a <see cref="DurableQueueActor"/> to its parent when a journal failure is about to stop it.</summary>
+internal sealed class DurableQueueFailing
+{
+    public static readonly DurableQueueFailing Instance = new();
 }

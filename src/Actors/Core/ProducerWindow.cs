@@ -23,6 +23,7 @@ internal sealed class ProducerWindow<T>
     private long _registeredPending;
     private bool _demandInFlight;
     private bool _registering;
+    private long _registration;
     private bool _everRegistered;
 
     /// <param name="bufferSize">Most messages held unaccepted, sent or not.</param>
@@ -33,6 +34,9 @@ internal sealed class ProducerWindow<T>
 
     public bool HasWork => Count > 0;
     public bool IsRegistering => _registering;
+
+    /// <summary>The number of the latest registration (<see cref="Protocol.RegisterProducer.Registration"/>), raised by each <see cref="Register"/>.</summary>
+    public long Registration => _registration;
     public long AcceptedSeqNr => _accepted;
     public long CreditSeqNr => _credit;
 
@@ -50,6 +54,7 @@ internal sealed class ProducerWindow<T>
     /// </summary>
     public long Register()
     {
+        _registration++;
         _registering = true;
         _registeredPending = Count;
         return _registeredPending;
@@ -59,9 +64,14 @@ internal sealed class ProducerWindow<T>
     /// The queue's cumulative answer: everything up to <paramref name="acceptedSeqNr"/> is accepted (those messages go to
     /// <paramref name="accepted"/>, in order) and the producer may send up to <paramref name="creditSeqNr"/>. Returns the
     /// number of unaccepted messages renumbered because the queue knows less than it once confirmed (it lost its state).
+    /// <paramref name="registration"/> is the registration the queue had handled when it answered; while registering,
+    /// an answer to an earlier one changes nothing.
     /// </summary>
-    public int OnCredit(long acceptedSeqNr, long creditSeqNr, List<T> accepted)
+    public int OnCredit(long acceptedSeqNr, long creditSeqNr, List<T> accepted, long registration)
     {
+        // Sent before the queue handled the latest registration: the answer to it follows, and only it ends registering
+        // (so that nothing the queue said before it, a refusal above all, is taken as said after it).
+        if (_registering && registration < _registration) return 0;
         _demandInFlight = false;
         // The queue took credit back (unused past its lease, or a drain): what we still have is asked for again.
         if (creditSeqNr < _credit && creditSeqNr < _demand) _demand = creditSeqNr;
@@ -169,7 +179,9 @@ internal sealed class ProducerWindow<T>
     /// The queue refused message <paramref name="seqNr"/> for good (invalid: null, or a durable queue cannot write it):
     /// it leaves the window (into <paramref name="refused"/>) and the messages after it move down one number, so the
     /// numbering stays without a gap; everything from it on is sent again. The queue takes numbered messages in order
-    /// only, so none after it can have been accepted. False when it is not held unaccepted (a late or repeated refusal).
+    /// only, so none after it can have been accepted. False when it is not held unaccepted, or while registering: the
+    /// caller registers again after a drop, so that a repeated refusal of the same number (a resend of the refused
+    /// message, answered before the registration) cannot drop the message renumbered into its place.
     /// </summary>
     public bool DropRefused(long seqNr, out T refused)
     {

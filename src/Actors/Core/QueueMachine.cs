@@ -46,6 +46,8 @@ internal sealed class QueueMachine
     private readonly Dictionary<int, object> _consumerRefs = new();
     private readonly Dictionary<string, object> _producerRefs = new(StringComparer.Ordinal);
     private readonly Dictionary<object, string> _producerIds = new();
+    // The latest RegisterProducer.Registration of each registered producer, repeated in its credit.
+    private readonly Dictionary<string, long> _registrations = new(StringComparer.Ordinal);
     private readonly HashSet<object> _drainRequesters = new();
 
     private List<ConsumerDispatch> _dispatches = new();
@@ -194,10 +196,12 @@ internal sealed class QueueMachine
         if (_producerIds.TryGetValue(sender, out var otherId) && otherId != m.ProducerId)
         {
             _producerRefs.Remove(otherId);
+            _registrations.Remove(otherId);
             _state.DeactivateProducer(otherId, now);
         }
         _producerRefs[m.ProducerId] = sender;
         _producerIds[sender] = m.ProducerId;
+        _registrations[m.ProducerId] = m.Registration;
         fx.Watch(sender);
         _state.RegisterProducer(m.ProducerId, m.Demand, now);
         _state.ForgetReported(m.ProducerId);
@@ -368,6 +372,7 @@ internal sealed class QueueMachine
         if (!detached && _producerIds.Remove(actor, out var producerId))
         {
             _producerRefs.Remove(producerId);
+            _registrations.Remove(producerId);
             _state.DeactivateProducer(producerId, now);
             fx.RequestFlush();
         }
@@ -429,7 +434,8 @@ internal sealed class QueueMachine
         for (var i = 0; i < updates; i++)
         {
             var u = _updates[i];
-            if (_producerRefs.TryGetValue(u.ProducerId, out var producer)) fx.Send(producer, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr));
+            if (_producerRefs.TryGetValue(u.ProducerId, out var producer))
+                fx.Send(producer, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr, _registrations.GetValueOrDefault(u.ProducerId)));
         }
         _updates.Clear();
 

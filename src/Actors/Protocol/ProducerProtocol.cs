@@ -43,7 +43,12 @@ public enum RejectReason
 /// How many messages beyond those accepted the producer has to send; ask for more with <see cref="RequestCredit"/>.
 /// The default asks for as much as the producer's fair window allows, for hand-written producers.
 /// </param>
-public sealed record RegisterProducer(string ProducerId, long Demand = long.MaxValue) : IProducerCommand
+/// <param name="Registration">
+/// A number the producer raises with each registration; the queue repeats the latest it has seen in its
+/// <see cref="ProducerCredit"/>, so the producer can tell the answer to this registration from answers sent before it.
+/// 0 for producers that do not need to.
+/// </param>
+public sealed record RegisterProducer(string ProducerId, long Demand = long.MaxValue, long Registration = 0) : IProducerCommand
 {
     /// <summary>The producer's stable id.</summary>
     public string ProducerId { get; init; } = string.IsNullOrEmpty(ProducerId)
@@ -113,7 +118,8 @@ public sealed record SequencedBatch(string ProducerId, long FirstSeqNr, object[]
 /// </summary>
 /// <param name="AcceptedSeqNr">Highest sequence number accepted so far (0 when none).</param>
 /// <param name="CreditSeqNr">Highest sequence number the producer may send now.</param>
-public sealed record ProducerCredit(long AcceptedSeqNr, long CreditSeqNr) : IProducerReply;
+/// <param name="Registration">The <see cref="RegisterProducer.Registration"/> of the latest registration the queue had handled when it sent this.</param>
+public sealed record ProducerCredit(long AcceptedSeqNr, long CreditSeqNr, long Registration = 0) : IProducerReply;
 
 /// <summary>The queue refused a sequenced message; nothing after it was accepted either.</summary>
 /// <param name="SeqNr">The refused sequence number.</param>

@@ -18,8 +18,9 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         var queue = CreateTestProbe();
         var producer = Sys.ActorOf(ProducerActor.Props(queue.Ref, "p", settings ?? Fast));
-        Assert.Equal("p", (await queue.ExpectMsgAsync<RegisterProducer>()).ProducerId);
-        queue.Reply(new ProducerCredit(accepted, credit));
+        var registration = await queue.ExpectMsgAsync<RegisterProducer>();
+        Assert.Equal("p", registration.ProducerId);
+        queue.Reply(new ProducerCredit(accepted, credit, registration.Registration));
         return (queue, producer);
     }
 
@@ -74,7 +75,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         // The queue restarted having accepted only message 1: nothing more is confirmed, so the producer re-registers.
         var again = await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
         Assert.Equal("p", again.ProducerId);
-        queue.Reply(new ProducerCredit(1, 10));
+        queue.Reply(new ProducerCredit(1, 10, again.Registration));
         await ExpectMsgAsync(new EnqueueAccepted(1));
         var resent = new SortedDictionary<long, object>();
         while (resent.Count < 2)
@@ -82,7 +83,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
             // On a slow machine the producer may give up waiting again; the restarted queue answers the same.
             switch (await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3)))
             {
-                case RegisterProducer: queue.Reply(new ProducerCredit(1, 10)); break;
+                case RegisterProducer r: queue.Reply(new ProducerCredit(1, 10, r.Registration)); break;
                 case SequencedMessage m: resent[m.SeqNr] = m.Message; break;
                 case SequencedBatch b:
                     for (var i = 0; i < b.Messages.Length; i++) resent[b.FirstSeqNr + i] = b.Messages[i];
@@ -100,7 +101,7 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
     {
         var queue = CreateTestProbe();
         Sys.ActorOf(ProducerActor.Props(queue.Ref, "idle", Fast));
-        Assert.Equal(new RegisterProducer("idle", 0), await queue.ExpectMsgAsync<RegisterProducer>());
+        Assert.Equal(new RegisterProducer("idle", 0, 1), await queue.ExpectMsgAsync<RegisterProducer>());
     }
 
     [Fact]
@@ -131,8 +132,8 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         await ExpectMsgAsync(new EnqueueAccepted(2));
         producer.Tell(new Produce("m3", 3));
         Assert.Equal(3, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
-        await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
-        queue.Reply(new ProducerCredit(0, 10)); // a queue that lost its state
+        var again = await queue.ExpectMsgAsync<RegisterProducer>(TimeSpan.FromSeconds(3));
+        queue.Reply(new ProducerCredit(0, 10, again.Registration)); // a queue that lost its state
         var resent = await queue.FishForMessageAsync<SequencedMessage>(m => m is SequencedMessage);
         Assert.Equal((1L, (object)"m3"), (resent.SeqNr, resent.Message));
     }
@@ -144,8 +145,8 @@ public class ProducerActorSpec : Akka.TestKit.Xunit2.TestKit
         producer.Tell(new Produce("a"));
         await queue.ExpectMsgAsync<SequencedMessage>();
         queue.Reply(new SequenceRejected(1, RejectReason.NotRegistered, "unknown producer"));
-        await queue.ExpectMsgAsync<RegisterProducer>();
-        queue.Reply(new ProducerCredit(0, 10));
+        var again = await queue.ExpectMsgAsync<RegisterProducer>();
+        queue.Reply(new ProducerCredit(0, 10, again.Registration));
         Assert.Equal(1, (await queue.ExpectMsgAsync<SequencedMessage>()).SeqNr);
     }
 

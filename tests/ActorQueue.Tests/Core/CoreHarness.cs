@@ -17,11 +17,15 @@ internal sealed class CoreHarness
     public readonly List<Revocation> Revoked = new();
     public TimeSpan Now = TimeSpan.FromSeconds(1);
 
-    public CoreHarness(QueueSettings? settings = null, int seed = 42)
+    public CoreHarness(QueueSettings? settings = null, int seed = 42, Func<object, string?>? payloadCheck = null)
     {
         Settings = settings ?? new QueueSettings { Capacity = 10, RetryRandomFactor = 0 };
-        State = new QueueState(Settings, new Random(seed), Events.Add);
+        _payloadCheck = payloadCheck;
+        State = new QueueState(Settings, new Random(seed), Events.Add) { PayloadCheck = payloadCheck };
     }
+
+    // What the queue refuses to take (a durable queue: what it cannot write); kept across restarts.
+    private readonly Func<object, string?>? _payloadCheck;
 
     public QueueSettings Settings { get; }
 
@@ -75,7 +79,7 @@ internal sealed class CoreHarness
     /// </summary>
     public List<ParkedOutcome> Restart()
     {
-        var next = new QueueState(Settings, new Random(Events.Count), Events.Add);
+        var next = new QueueState(Settings, new Random(Events.Count), Events.Add) { PayloadCheck = _payloadCheck };
         var all = Events.ToList();
         for (var i = 0; i < all.Count; i++)
         {
@@ -109,7 +113,7 @@ internal sealed class CoreHarness
         foreach (var e in all)
             if (QueueJournal.Durable(e) is { } kept) Events.Add(kept);
         _journalLength = Events.Count;
-        var next = new QueueState(Settings, new Random(all.Count), Events.Add);
+        var next = new QueueState(Settings, new Random(all.Count), Events.Add) { PayloadCheck = _payloadCheck };
         foreach (var e in Events.ToList()) next.Restore(e);
         next.Recover(epoch, Now, new List<ParkedOutcome>());
         next.CheckInvariants();

@@ -7,9 +7,10 @@ namespace ActorQueue.Tests.Core;
 
 /// <summary>
 /// Two producers' credit windows and the queue's core, co-simulated over a link that loses messages both ways, with
-/// credit leases, parking, drains and restarts (replay, then recovery): every message a producer took is, in the end,
-/// either reported accepted to its caller or failed, never both; everything accepted is handled exactly once; nothing
-/// failed is handled.
+/// credit leases, parking, drains, restarts (replay, then recovery) and messages the queue refuses for good (as a
+/// durable queue refuses what it cannot write; the producer drops them and renumbers the rest): every message a
+/// producer took is, in the end, either reported accepted to its caller or failed, never both; everything accepted is
+/// handled exactly once; nothing failed is handled.
 /// </summary>
 public class ProducerWindowSimulationSpec
 {
@@ -26,7 +27,7 @@ public class ProducerWindowSimulationSpec
         {
             Capacity = 5, FullMode = FullMode.Wait, ProducerCredit = 3, MaxAttempts = 3,
             AckTimeout = TimeSpan.FromSeconds(3), FullWaitTimeout = TimeSpan.FromSeconds(2), CreditLease = TimeSpan.FromSeconds(1),
-        });
+        }, payloadCheck: m => m is string s && s.EndsWith("-bad", StringComparison.Ordinal) ? "it cannot be written" : null);
         private readonly ProducerWindow<string>[] _windows = { new(8), new(8) };
         private readonly Queue<(int Producer, object Message)> _toQueue = new();
         private readonly Queue<(int Producer, object Message)> _toProducer = new();
@@ -35,6 +36,8 @@ public class ProducerWindowSimulationSpec
         private readonly HashSet<string> _failed = new();
         private readonly Dictionary<string, int> _handled = new();
         private readonly List<string> _scratch = new();
+        // What the queue machine keeps of each producer's latest registration, and repeats in its credit.
+        private readonly long[] _registrations = new long[2];
         private readonly double _loss;
         private Random _random = new(0);
         private int _consumer;
@@ -70,13 +73,13 @@ public class ProducerWindowSimulationSpec
             switch (op)
             {
                 case 0 or 1:
-                    var m = $"p{p}-{_next++}";
+                    var m = $"p{p}-{_next++}{(arg % 13 == 0 ? "-bad" : "")}";
                     if (_windows[p].TryAdd(m)) _taken.Add(m);
                     break;
                 case 2: Flush(p); break;
                 case 3:
                     // Heard nothing for a while: re-register (every value in it is absolute).
-                    if (_windows[p].HasWork || _windows[p].IsRegistering) Send(_toQueue, p, new RegisterProducer($"p{p}", _windows[p].Register()));
+                    if (_windows[p].HasWork || _windows[p].IsRegistering) Send(_toQueue, p, Registration(p));
                     break;
                 case 4 or 5: DeliverToQueue(); break;
                 case 6: QueueFlush(); break;
@@ -95,6 +98,13 @@ public class ProducerWindowSimulationSpec
                     _consumer = NewConsumer();
                     break;
             }
+        }
+
+        // A producer (re-)registers, numbering the registration as the producer actor does.
+        private RegisterProducer Registration(int p)
+        {
+            var demand = _windows[p].Register();
+            return new RegisterProducer($"p{p}", demand, _windows[p].Registration);
         }
 
         private int NewConsumer()
@@ -126,6 +136,7 @@ public class ProducerWindowSimulationSpec
             switch (message)
             {
                 case RegisterProducer r:
+                    _registrations[p] = r.Registration;
                     s.RegisterProducer(r.ProducerId, r.Demand, _h.Now);
                     s.ForgetReported(r.ProducerId);
                     if (s.IsDraining && r.Demand > 0 && s.TryGetProducer(r.ProducerId, out var accepted, out _))
@@ -156,7 +167,11 @@ public class ProducerWindowSimulationSpec
             s.AdmitParked(_h.Now, outcomes);
             ReplyParked(outcomes);
             s.GrantCredit(_h.Now);
-            foreach (var u in _h.CollectUpdates()) Send(_toProducer, u.ProducerId == "p0" ? 0 : 1, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr));
+            foreach (var u in _h.CollectUpdates())
+            {
+                var p = u.ProducerId == "p0" ? 0 : 1;
+                Send(_toProducer, p, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr, _registrations[p]));
+            }
             // The consumer handles and acks at once, so nothing is in flight when the queue restarts.
             foreach (var (c, d) in _h.Dispatch())
             {
@@ -181,15 +196,24 @@ public class ProducerWindowSimulationSpec
             switch (message)
             {
                 case ProducerCredit c:
-                    w.OnCredit(c.AcceptedSeqNr, c.CreditSeqNr, _scratch);
+                    w.OnCredit(c.AcceptedSeqNr, c.CreditSeqNr, _scratch, c.Registration);
                     foreach (var m in _scratch) Assert.True(_acceptedToCaller.Add(m), $"{m} was reported accepted twice");
                     break;
                 case SequenceRejected { Reason: RejectReason.Draining or RejectReason.QueueStopped } r:
                     w.FailFrom(r.SeqNr, _scratch);
                     foreach (var m in _scratch) _failed.Add(m);
                     break;
+                case SequenceRejected { Reason: RejectReason.InvalidMessage } r:
+                    // As the producer actor does: the refused one fails alone, and the rest are sent again renumbered.
+                    if (w.DropRefused(r.SeqNr, out var refused))
+                    {
+                        Assert.EndsWith("-bad", refused);
+                        _failed.Add(refused);
+                        Send(_toQueue, p, Registration(p));
+                    }
+                    break;
                 case SequenceRejected:
-                    Send(_toQueue, p, new RegisterProducer($"p{p}", w.Register()));
+                    Send(_toQueue, p, Registration(p));
                     break;
             }
         }
@@ -202,7 +226,7 @@ public class ProducerWindowSimulationSpec
             {
                 for (var p = 0; p < 2; p++)
                     if (round % 5 == 0 && (_windows[p].HasWork || _windows[p].IsRegistering))
-                        _toQueue.Enqueue((p, new RegisterProducer($"p{p}", _windows[p].Register())));
+                        _toQueue.Enqueue((p, Registration(p)));
                 while (_toQueue.Count > 0) DeliverToQueue();
                 QueueFlush();
                 _h.Tick(TimeSpan.FromSeconds(1));
