@@ -15,6 +15,8 @@ namespace ActorQueue.Tests.Persistence;
 public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
 {
     private readonly string _directory = Path.Combine(Path.GetTempPath(), "actor-queue-crash", Guid.NewGuid().ToString("N"));
+    // The store's arguments to the child: none for its SQLite file, the server and a queue of its own for PostgreSQL.
+    private string[] _extra = [];
 
     private sealed class Ledger
     {
@@ -43,12 +45,18 @@ public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
         }
     }
 
-    [Fact]
-    public async Task Killed_hard_again_and_again_a_durable_queue_loses_nothing_it_accepted()
+    [SkippableTheory]
+    [InlineData("sqlite")]
+    [InlineData("postgresql")]
+    public async Task Killed_hard_again_and_again_a_durable_queue_loses_nothing_it_accepted(string store)
     {
+        DurableQueueSpec.SkipWithoutPostgres(store);
+        _extra = store == "postgresql"
+            ? ["--postgres", Environment.GetEnvironmentVariable(DurableQueueSpec.PostgresVariable)!, "--queue", $"crash-{Guid.NewGuid():N}"]
+            : [];
         var rounds = int.TryParse(Environment.GetEnvironmentVariable("ACTORQUEUE_CRASH_ROUNDS"), out var r) ? r : 10;
         var seed = int.TryParse(Environment.GetEnvironmentVariable("ACTORQUEUE_CRASH_SEED"), out var s) ? s : Environment.TickCount & 0xFFFF;
-        output.WriteLine($"seed {seed} (replay: ACTORQUEUE_CRASH_SEED={seed} dotnet test --filter FullyQualifiedName~CrashSpec)");
+        output.WriteLine($"{store}, seed {seed} (replay: ACTORQUEUE_CRASH_SEED={seed} dotnet test --filter FullyQualifiedName~CrashSpec)");
         var random = new Random(seed);
         var ledger = new Ledger();
         for (var round = 1; round <= rounds; round++)
@@ -84,6 +92,7 @@ public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
         };
         foreach (var a in new[] { target, _directory, run.ToString(CultureInfo.InvariantCulture) }) start.ArgumentList.Add(a);
         if (drain) start.ArgumentList.Add("--drain");
+        foreach (var a in _extra) start.ArgumentList.Add(a);
         using var process = Process.Start(start) ?? throw new InvalidOperationException("The crash target did not start.");
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
