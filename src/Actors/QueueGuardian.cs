@@ -126,7 +126,16 @@ public sealed class QueueGuardian : UntypedActor
             throw new ConfigurationException($"A queue is durable but {key} = \"{typeName}\" names no type that can be loaded: reference the ActorQueue.Persistence package (or set {key} to a type of your own).");
         if (!typeof(IDurableQueueFactory).IsAssignableFrom(type))
             throw new ConfigurationException($"{key} = \"{typeName}\" does not implement {nameof(IDurableQueueFactory)}.");
-        return _durableFactory = (IDurableQueueFactory)Activator.CreateInstance(type, Context.System)!;
+        try
+        {
+            return _durableFactory = (IDurableQueueFactory)Activator.CreateInstance(type, Context.System)!;
+        }
+        catch (System.Reflection.TargetInvocationException e) when (e.InnerException is not null)
+        {
+            // The factory's own error (a bad setting, an unusable store) is the one to report.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
     }
 
     private void HandleStartProducer(StartProducer m)

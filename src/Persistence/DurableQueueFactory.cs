@@ -109,12 +109,20 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
     public static void PrepareSqlite(string file)
     {
         ArgumentException.ThrowIfNullOrEmpty(file);
-        var directory = Path.GetDirectoryName(Path.GetFullPath(file));
-        if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
-        using var connection = new SqliteConnection($"Data Source={file}");
-        connection.Open();
-        using var command = connection.CreateCommand();
-        command.CommandText = "PRAGMA journal_mode=WAL;";
-        command.ExecuteScalar();
+        try
+        {
+            var directory = Path.GetDirectoryName(Path.GetFullPath(file));
+            if (!string.IsNullOrEmpty(directory)) Directory.CreateDirectory(directory);
+            using var connection = new SqliteConnection($"Data Source={file}");
+            connection.Open();
+            using var command = connection.CreateCommand();
+            command.CommandText = "PRAGMA journal_mode=WAL;";
+            command.ExecuteScalar();
+        }
+        catch (Exception e) when (e is SqliteException or IOException or UnauthorizedAccessException)
+        {
+            throw new ConfigurationException(
+                $"The durable queues' SQLite file {file} cannot be used ({e.Message}). Repair or move it, or point actor-queue.durable.data-dir / file-name elsewhere.", e);
+        }
     }
 }

@@ -395,6 +395,34 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         }
     }
 
+    [Fact]
+    public async Task A_corrupt_file_fails_the_durable_queue_with_an_error_naming_it_and_the_rest_of_the_system_runs_on()
+    {
+        Directory.CreateDirectory(_directory);
+        // Not a database at all: what a disk fault or a stray copy can leave behind.
+        await System.IO.File.WriteAllBytesAsync(File, Enumerable.Range(0, 8192).Select(i => (byte)(i * 31 % 251)).ToArray());
+        var config = ConfigurationFactory.ParseString($"actor-queue.durable.connection-string = \"Data Source={File.Replace("\\", "/", StringComparison.Ordinal)}\"")
+            .WithFallback(StoreConfig("sqlite", _directory, "corrupt"));
+        var system = ActorSystem.Create("corrupt", config);
+        try
+        {
+            var queues = system.ActorQueues();
+            var error = await Assert.ThrowsAsync<ConfigurationException>(() => queues.CreateQueueAsync("corrupt", Specs.Queue(capacity: 10) with { Durable = true }));
+            Assert.Contains(File, error.Message);
+            Assert.Contains("not a database", error.Message);
+            Assert.Contains("actor-queue.durable.data-dir", error.Message);
+            // An in-memory queue beside it is not held up.
+            var caller = new TestProbe(system, new XunitAssertions());
+            var other = await queues.CreateQueueAsync("beside", Specs.Queue(capacity: 10));
+            other.Tell(new Enqueue("fine", 2), caller);
+            await caller.FishForMessageAsync(m => m is EnqueueAccepted { CorrelationId: 2 }, TimeSpan.FromSeconds(5));
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
+
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
     private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
     {
