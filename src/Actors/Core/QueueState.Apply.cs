@@ -127,6 +127,8 @@ internal sealed partial class QueueState
 
     private void OnProducerForgotten(string producerId)
     {
+        // A journal knows a producer only from its first accepted message: one that never had any is unknown to it.
+        if (_restoring && !_producers.ContainsKey(producerId)) return;
         if (!_producers.Remove(producerId, out var p) || p.Active)
             throw new QueueInvariantException($"Replay diverged: producer '{producerId}' was forgotten while unknown or active.");
         if (p.InactiveNode is not null) _inactiveProducers.Remove(p.InactiveNode);
@@ -426,11 +428,10 @@ internal sealed partial class QueueState
         foreach (var id in ids) _redeliver.PushBack(Settle(id).Message with { Suspect = false });
         _consumers.Clear();
         _hungry.Clear();
-        foreach (var p in _activeProducerList.ToArray())
-        {
-            OnProducerDeactivated(p.Id);
-            p.InactiveSince = at;
-        }
+        foreach (var p in _activeProducerList.ToArray()) OnProducerDeactivated(p.Id);
+        // Every producer is gone as of the recovery (a replayed one was last seen whenever its messages were): each gets
+        // producer-retention from now to come back and have its resends deduplicated.
+        foreach (var p in _inactiveProducers) p.InactiveSince = at;
         _firstDeliveryId = firstDeliveryId;
         _lastDeliveryId = firstDeliveryId - 1;
     }

@@ -815,6 +815,29 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void A_restart_from_the_journal_keeps_every_producer_for_its_retention_and_takes_a_forgotten_one_it_never_knew_in_its_stride()
+    {
+        var h = new CoreHarness(Settings(capacity: 20) with { ProducerRetention = TimeSpan.FromMinutes(10) });
+        // A producer that never sent anything (a client used only for stats), gone and forgotten.
+        h.State.RegisterProducer("idle", 0, h.Now);
+        h.State.DeactivateProducer("idle", h.Now);
+        h.Tick(TimeSpan.FromMinutes(11));
+        Assert.Contains(h.Events, e => e is ProducerForgotten { ProducerId: "idle" });
+        // One that sent, long before the restart.
+        h.State.RegisterProducer("p", long.MaxValue, h.Now);
+        h.State.GrantCredit(h.Now);
+        Assert.Equal(EnqueueStatus.Accepted, h.State.EnqueueSequenced("p", 1, "a", null, h.Now).Status);
+        h.Tick(TimeSpan.FromMinutes(20));
+        h.RestartFromJournal();
+        // Its sequence is kept for producer-retention from the recovery, not from when it was last seen.
+        h.Tick(TimeSpan.FromMinutes(9));
+        Assert.True(h.State.TryGetProducer("p", out var accepted, out _));
+        Assert.Equal(1, accepted);
+        h.Tick(TimeSpan.FromMinutes(2));
+        Assert.False(h.State.TryGetProducer("p", out _, out _));
+    }
+
+    [Fact]
     public void Credit_reclaimed_before_it_could_be_used_gets_a_longer_lease_so_grants_and_reclaims_cannot_chase_each_other()
     {
         var h = new CoreHarness(Settings() with { CreditLease = TimeSpan.FromSeconds(1) });
