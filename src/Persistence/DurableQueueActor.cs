@@ -39,6 +39,10 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
     private long _eventsSinceSnapshot;
     private bool _recovered;
 
+    private readonly bool _supervised;
+    // Stopping or restarting: sends go out at once, nothing waits for a write any more.
+    private bool _stopping;
+
     private readonly record struct HeldEffect(IActorRef? To, object? Message, QueuedMessage? Dropped, bool Stop);
 
     /// <summary>Creates the Props of a durable queue.</summary>
@@ -50,17 +54,27 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         ArgumentException.ThrowIfNullOrEmpty(name);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(options);
-        return Akka.Actor.Props.Create(() => new DurableQueueActor(name, settings, options));
+        return Akka.Actor.Props.Create(() => new DurableQueueActor(name, settings, options, false));
     }
+
+    // Under a DurableQueueSupervisor, which every message to the queue passes through.
+    internal static Props SupervisedProps(string name, QueueSettings settings, DurableQueueOptions options) =>
+        Akka.Actor.Props.Create(() => new DurableQueueActor(name, settings, options, true));
 
     /// <summary>Creates a durable queue; use <see cref="Props"/> rather than calling this directly.</summary>
     /// <param name="name">The queue's name.</param>
     /// <param name="settings">Its settings.</param>
     /// <param name="options">Where its journal is and how often it snapshots.</param>
-    public DurableQueueActor(string name, QueueSettings settings, DurableQueueOptions options)
+    /// <param name="supervised">
+    /// Whether it runs under a <see cref="DurableQueueSupervisor"/> that forwards everything to it: then the
+    /// termination of a consumer or producer is passed back through the supervisor, so that it comes after whatever that
+    /// consumer or producer sent before it stopped.
+    /// </param>
+    public DurableQueueActor(string name, QueueSettings settings, DurableQueueOptions options, bool supervised)
     {
         _name = name;
         _options = options;
+        _supervised = supervised;
         _metrics = new QueueMetrics(name);
         _codec = new JournalCodec(Context.System) { CheckedLimit = 2 * settings.Capacity };
         var state = new QueueState(settings, recorder: Record, observer: _metrics) { PayloadCheck = _codec.Check };
@@ -96,8 +110,18 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
     }
 
     /// <inheritdoc />
+    protected override void PreRestart(Exception reason, object message)
+    {
+        // Restarted in place (recovering from the journal again): the supervisor holds what arrives meanwhile.
+        Context.Parent.Tell(DurableQueueFailing.Instance);
+        AnswerHeld($"Durable queue {_name} restarted ({reason.GetType().Name}: {reason.Message}) before it could confirm writing it to its journal. Treat it as not accepted.");
+        base.PreRestart(reason, message);
+    }
+
+    /// <inheritdoc />
     protected override void PostStop()
     {
+        AnswerHeld($"Durable queue {_name} stopped before it could confirm writing it to its journal. Treat it as not accepted.");
         if (_recovered) _machine.Stopped(this);
         ActorQueueMetrics.Unregister(_metrics);
         base.PostStop();
@@ -164,7 +188,12 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
                 _machine.Tick(Now, this);
                 if (!_flushPending) ScheduleTick();
                 break;
+            case Terminated m when _supervised:
+                // Back through the supervisor, behind anything the actor sent before it stopped.
+                Context.Parent.Tell(new DurableQueueTerminated(m.ActorRef));
+                break;
             case Terminated m: _machine.Terminated(m.ActorRef, Now, this); break;
+            case DurableQueueTerminated m when Sender.Equals(Context.Parent): _machine.Terminated(m.Actor, Now, this); break;
             case SaveSnapshotSuccess m: SnapshotSaved(m.Metadata); break;
             case SaveSnapshotFailure m:
                 _log.Warning(m.Cause, "Durable queue {0}: a snapshot could not be saved; the journal still holds everything.", _name);
@@ -248,15 +277,22 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         _log.Error(cause, "Durable queue {0}: the journal failed to write; stopping, to be started again from what it holds.", _name);
         // Told first, so that whatever a caller sends after hearing of the failure is held by the supervisor, not lost here.
         Context.Parent.Tell(DurableQueueFailing.Instance);
-        // Every call is answered: a plain enqueue waiting on the failed write (or behind it) hears that it was not taken.
-        var detail = $"Durable queue {_name} could not write it to its journal ({cause.GetType().Name}: {cause.Message}); nothing was accepted.";
+        AnswerHeld($"Durable queue {_name} could not confirm writing it to its journal ({cause.GetType().Name}: {cause.Message}). " +
+                   "Treat it as not accepted (a write that timed out may still have kept it).");
+        base.OnPersistFailure(cause, @event, sequenceNr);
+    }
+
+    // Every call is answered: a plain enqueue waiting on a write that will not be confirmed (or behind it) hears so.
+    // Credit, deliveries and the rest are left to the protocol's own repeats.
+    private void AnswerHeld(string detail)
+    {
+        _stopping = true;
         foreach (var effects in new[] { _writingEffects, _openEffects })
         {
             foreach (var e in effects)
                 if (e.Message is EnqueueAccepted accepted) TrySend(e.To!, new EnqueueRejected(accepted.CorrelationId, RejectReason.Unavailable, detail));
             effects.Clear();
         }
-        base.OnPersistFailure(cause, @event, sequenceNr);
     }
 
     /// <inheritdoc />
@@ -287,7 +323,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         Timers.StartSingleTimer("tick", QueueTick.Instance, delay);
     }
 
-    private bool MustWait => _writing || _open.Events.Count > 0;
+    private bool MustWait => !_stopping && (_writing || _open.Events.Count > 0);
 
     private bool TrySend(IActorRef to, object message)
     {

@@ -40,7 +40,7 @@ public sealed class DurableQueueFactory : IDurableQueueFactory
     public Props QueueProps(string name, QueueSettings settings)
     {
         // A drained queue stops for good; any other stop (a journal failure) is followed by a start from the journal.
-        return DurableQueueSupervisor.Props(name, DurableQueueActor.Props(name, settings, Options));
+        return DurableQueueSupervisor.Props(name, DurableQueueActor.SupervisedProps(name, settings, Options));
     }
 
     /// <summary>

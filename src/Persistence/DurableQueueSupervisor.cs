@@ -63,6 +63,11 @@ internal sealed class DurableQueueSupervisor : UntypedActor, IWithTimers
     {
         switch (message)
         {
+            case DurableQueueTerminated t when Sender.Equals(_queue):
+                // A watched consumer or producer stopped: back to the queue behind what it sent before.
+                if (_ready) _queue.Tell(t, Self);
+                else _waiting.Enqueue((t, Self));
+                return;
             case DurableQueueFailing when Sender.Equals(_queue):
                 // It is stopping: what arrives from now on waits here, and is answered once it has stopped.
                 _ready = false;
@@ -143,3 +148,6 @@ internal sealed class DurableQueueFailing
 {
     public static readonly DurableQueueFailing Instance = new();
 }
+
+/// <summary>A consumer or producer the queue watched has terminated; passed back through the supervisor, in order.</summary>
+internal sealed record DurableQueueTerminated(IActorRef Actor);

@@ -423,6 +423,27 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         }
     }
 
+    // Found in review: the queue watches its consumers directly, but their messages reach it through its supervisor, so
+    // a consumer's termination could overtake the acks it sent just before stopping.
+    [Fact]
+    public async Task Acks_a_consumer_sends_just_before_it_stops_are_never_overtaken_by_its_termination()
+    {
+        var queue = await Sys.ActorQueues().CreateQueueAsync("orders", Specs.Queue(capacity: 500) with { Durable = true });
+        for (var round = 0; round < 20; round++)
+        {
+            for (var i = 0; i < 5; i++) queue.Tell(new Enqueue(i, i), TestActor);
+            for (var i = 0; i < 5; i++) await ExpectMsgAsync<EnqueueAccepted>();
+            var consumer = CreateTestProbe();
+            await consumer.PullAsync(queue, 5);
+            var held = await consumer.ExpectDeliveriesAsync(5);
+            queue.Tell(new AckRange(held[0].DeliveryId, held[^1].DeliveryId), consumer);
+            Sys.Stop(consumer);
+            await AwaitAssertAsync(async () => Assert.Equal(5L * (round + 1), (await queue.StatsAsync()).Acked));
+            var stats = await queue.StatsAsync();
+            Assert.Equal((0, 0L), (stats.Held, stats.Redelivered));
+        }
+    }
+
     // A queue on Akka.Persistence.TestKit's journal, whose writes the test holds until it opens the gate.
     private async Task<(IActorRef Queue, TaskCompletionSource Gate)> GatedQueueAsync(QueueSettings settings)
     {
