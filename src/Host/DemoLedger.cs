@@ -62,7 +62,9 @@ public sealed class DemoLedger
         foreach (var id in accepted) _accepted.TryAdd(id, 0);
         foreach (var id in store.Handled()) _handled.TryAdd(id, 1);
         CameBack = accepted.Count(id => !_handled.ContainsKey(id));
-        _nextId = Math.Max(_nextId, _accepted.Keys.DefaultIfEmpty(0).Max());
+        // Well above the highest accepted id: a message the queue kept just before a kill, whose acceptance the ledger
+        // never heard of, has an id above it too, and must not share it with a new one.
+        _nextId = Math.Max(_nextId, _accepted.Keys.DefaultIfEmpty(0).Max() + 1_000_000);
         _store = store;
     }
 

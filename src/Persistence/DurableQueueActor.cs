@@ -212,6 +212,8 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
                 break;
         }
         State.AssertInvariants();
+        // Accepted messages were encoded as they were recorded: the bytes kept from their checks have served.
+        _codec.ForgetChecked();
         WriteIfDue();
         return true;
     }

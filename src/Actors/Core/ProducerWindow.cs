@@ -71,7 +71,8 @@ internal sealed class ProducerWindow<T>
     {
         // Sent before the queue handled the latest registration: the answer to it follows, and only it ends registering
         // (so that nothing the queue said before it, a refusal above all, is taken as said after it).
-        if (_registering && registration < _registration) return 0;
+        // 0: a queue that does not repeat registrations, whose every answer is taken.
+        if (_registering && registration != 0 && registration != _registration) return 0;
         _demandInFlight = false;
         // The queue took credit back (unused past its lease, or a drain): what we still have is asked for again.
         if (creditSeqNr < _credit && creditSeqNr < _demand) _demand = creditSeqNr;

@@ -33,6 +33,12 @@ internal sealed class JournalCodec(ActorSystem system)
     private readonly Dictionary<object, Payload> _checked = new(ReferenceEqualityComparer.Instance);
     private int _checkedLimit = 1024;
 
+    /// <summary>
+    /// Forgets the bytes kept from checks (after each command): a message checked but not accepted is not kept, and one
+    /// accepted later (after waiting for room) is written as it is then.
+    /// </summary>
+    public void ForgetChecked() => _checked.Clear();
+
     /// <summary>Messages read back as <see cref="UnreadablePayload"/> so far.</summary>
     public int Unreadable { get; private set; }
 

@@ -524,6 +524,9 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
         await using var command = connection.CreateCommand();
         command.CommandText = "PRAGMA journal_mode;";
         Assert.Equal("wal", (string?)await command.ExecuteScalarAsync());
+        // What the README promises about power loss: this SQLite build syncs every commit (synchronous = FULL, 2).
+        command.CommandText = "PRAGMA synchronous;";
+        Assert.Equal(2L, (long)(await command.ExecuteScalarAsync())!);
     }
 
     protected override void Dispose(bool disposing)
