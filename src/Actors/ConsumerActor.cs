@@ -523,11 +523,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             w.Abandon();
         }
         foreach (var (id, r) in _asyncRunning)
-        {
-            if (r.TimedOut || !r.Task.IsCompleted) continue;
-            if (r.Task.IsCompletedSuccessfully) _acks.Add(id);
-            else failed.Add((id, HandlerWorker.FailureOf(r.Task)));
-        }
+            if (!r.TimedOut && r.Task.IsCompleted) Settle(id, r.Task);
         SendAcks();
         foreach (var (id, reason) in failed) _queue.Tell(new Nack(id, null, reason));
         ProgressWatchdog.Forget(_inline);
