@@ -19,8 +19,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     private readonly QueueMachine _machine;
     private readonly QueueMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private bool _flushPending;
-    private TimeSpan? _tickAt;
+    private readonly QueueHost _host;
 
     /// <summary>Creates the Props of a queue.</summary>
     /// <param name="name">The queue's name, used in stats, logs and errors.</param>
@@ -42,6 +41,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
         // A new incarnation (first start or a restart) delivers under ids no earlier one used.
         var state = new QueueState(settings, observer: _metrics, firstDeliveryId: QueueState.DeliveryIdEpoch(Now));
         _machine = new QueueMachine(name, state);
+        _host = new QueueHost(name, _machine, _metrics, _log);
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
@@ -69,85 +69,27 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     /// <inheritdoc />
     protected override void OnReceive(object message)
     {
-        switch (message)
+        if (message is Terminated m) _machine.Terminated(m.ActorRef, Now, this);
+        else if (!_host.HandleOwn(message, Now, this, Timers))
         {
-            case QueueFlush:
-                _flushPending = false;
-                _machine.Flush(Now, this);
-                _metrics.Publish(State);
-                ScheduleTick();
-                break;
-            case QueueTick:
-                _tickAt = null;
-                _machine.Tick(Now, this);
-                // An idle queue stays quiet: no timer until something waits on time again.
-                if (!_flushPending) ScheduleTick();
-                break;
-            case Terminated m: _machine.Terminated(m.ActorRef, Now, this); break;
-            default:
-                var sender = Sender.IsNobody() ? null : Sender;
-                if (!_machine.Receive(message, sender, Now, this))
-                    _machine.Unknown(message, sender, message is Status || Sender.Equals(Self), this);
-                break;
+            var sender = Sender.IsNobody() ? null : Sender;
+            if (!_machine.Receive(message, sender, Now, this))
+                _machine.Unknown(message, sender, message is Status || Sender.Equals(Self), this);
         }
         State.AssertInvariants();
     }
 
-    // One single timer, armed for the earliest instant something waits on (never sooner than tick-interval from now).
-    private void ScheduleTick()
-    {
-        if (State.NextDue() is not { } due) return;
-        var now = Now;
-        var delay = due - now;
-        if (delay < State.Settings.TickInterval) delay = State.Settings.TickInterval;
-        var at = now + delay;
-        if (_tickAt is { } armed && armed <= at) return;
-        _tickAt = at;
-        Timers.StartSingleTimer("tick", QueueTick.Instance, delay);
-    }
-
-    // A send that throws (a broken remote ref, a test double) is logged and reported: it must not stop the others.
-    bool IQueueEffects.Send(object to, object message)
-    {
-        try
-        {
-            ((IActorRef)to).Tell(message);
-            return true;
-        }
-        catch (Exception e)
-        {
-            _log.Error(e, "Queue {0}: sending {1} to {2} failed.", _name, message.GetType().Name, to);
-            return false;
-        }
-    }
+    bool IQueueEffects.Send(object to, object message) => _host.TrySend((IActorRef)to, message);
 
     void IQueueEffects.Watch(object actor) => Context.Watch((IActorRef)actor);
 
     void IQueueEffects.Unwatch(object actor) => Context.Unwatch((IActorRef)actor);
 
-    void IQueueEffects.RequestFlush()
-    {
-        if (_flushPending) return;
-        _flushPending = true;
-        Self.Tell(QueueFlush.Instance);
-    }
+    void IQueueEffects.RequestFlush() => _host.RequestFlush(Self);
 
-    void IQueueEffects.Dropped(QueuedMessage evicted)
-    {
-        _log.Debug("Queue {0} evicted message {1} ({2})", _name, evicted.MessageId, State.Settings.FullMode);
-        Context.System.EventStream.Publish(new MessageDropped(_name, evicted.MessageId, evicted.Message, State.Settings.FullMode));
-    }
+    void IQueueEffects.Dropped(QueuedMessage evicted) => _host.PublishDropped(Context.System, evicted);
 
     void IQueueEffects.Stop() => Context.Stop(Self);
 
-    void IQueueEffects.Log(int level, string line)
-    {
-        switch (level)
-        {
-            case 0: _log.Debug(line); break;
-            case 1: _log.Info(line); break;
-            case 2: _log.Warning(line); break;
-            default: _log.Error(line); break;
-        }
-    }
+    void IQueueEffects.Log(int level, string line) => _host.Log(level, line);
 }

@@ -27,8 +27,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
     private readonly QueueMetrics _metrics;
     private readonly JournalCodec _codec;
     private readonly ILoggingAdapter _log = Context.GetLogger();
-    private bool _flushPending;
-    private TimeSpan? _tickAt;
+    private readonly QueueHost _host;
 
     // The burst being gathered: its encoded events and the effects that wait for them. Effects decided while a write is
     // in flight wait too, even without events of their own, so that nothing overtakes what was decided before it.
@@ -79,6 +78,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         _codec = new JournalCodec(Context.System) { CheckedLimit = 2 * settings.Capacity };
         var state = new QueueState(settings, recorder: Record, observer: _metrics) { PayloadCheck = _codec.Check };
         _machine = new QueueMachine(name, state);
+        _host = new QueueHost(name, _machine, _metrics, _log);
         JournalPluginId = options.JournalPluginId;
         SnapshotPluginId = options.SnapshotPluginId;
     }
@@ -169,7 +169,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         });
         _writing = true;
         _metrics.Publish(State);
-        ScheduleTick();
+        _host.ScheduleTick(Now, Timers);
     }
 
     /// <inheritdoc />
@@ -177,17 +177,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
     {
         switch (message)
         {
-            case QueueFlush:
-                _flushPending = false;
-                _machine.Flush(Now, this);
-                _metrics.Publish(State);
-                ScheduleTick();
-                break;
-            case QueueTick:
-                _tickAt = null;
-                _machine.Tick(Now, this);
-                if (!_flushPending) ScheduleTick();
-                break;
+            case QueueFlush or QueueTick: _host.HandleOwn(message, Now, this, Timers); break;
             case Terminated m when _supervised:
                 // Back through the supervisor, behind anything the actor sent before it stopped.
                 Context.Parent.Tell(new DurableQueueTerminated(m.ActorRef));
@@ -313,33 +303,9 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         base.OnRecoveryFailure(reason, message);
     }
 
-    private void ScheduleTick()
-    {
-        if (State.NextDue() is not { } due) return;
-        var now = Now;
-        var delay = due - now;
-        if (delay < State.Settings.TickInterval) delay = State.Settings.TickInterval;
-        var at = now + delay;
-        if (_tickAt is { } armed && armed <= at) return;
-        _tickAt = at;
-        Timers.StartSingleTimer("tick", QueueTick.Instance, delay);
-    }
-
     private bool MustWait => !_stopping && (_writing || _open.Events.Count > 0);
 
-    private bool TrySend(IActorRef to, object message)
-    {
-        try
-        {
-            to.Tell(message);
-            return true;
-        }
-        catch (Exception e)
-        {
-            _log.Error(e, "Queue {0}: sending {1} to {2} failed.", _name, message.GetType().Name, to);
-            return false;
-        }
-    }
+    private bool TrySend(IActorRef to, object message) => _host.TrySend(to, message);
 
     bool IQueueEffects.Send(object to, object message)
     {
@@ -352,12 +318,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
 
     void IQueueEffects.Unwatch(object actor) => Context.Unwatch((IActorRef)actor);
 
-    void IQueueEffects.RequestFlush()
-    {
-        if (_flushPending) return;
-        _flushPending = true;
-        Self.Tell(QueueFlush.Instance);
-    }
+    void IQueueEffects.RequestFlush() => _host.RequestFlush(Self);
 
     void IQueueEffects.Dropped(QueuedMessage evicted)
     {
@@ -365,11 +326,7 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         else PublishDropped(evicted);
     }
 
-    private void PublishDropped(QueuedMessage evicted)
-    {
-        _log.Debug("Queue {0} evicted message {1} ({2})", _name, evicted.MessageId, State.Settings.FullMode);
-        Context.System.EventStream.Publish(new MessageDropped(_name, evicted.MessageId, evicted.Message, State.Settings.FullMode));
-    }
+    private void PublishDropped(QueuedMessage evicted) => _host.PublishDropped(Context.System, evicted);
 
     void IQueueEffects.Stop()
     {
@@ -377,14 +334,5 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         else Context.Stop(Self);
     }
 
-    void IQueueEffects.Log(int level, string line)
-    {
-        switch (level)
-        {
-            case 0: _log.Debug(line); break;
-            case 1: _log.Info(line); break;
-            case 2: _log.Warning(line); break;
-            default: _log.Error(line); break;
-        }
-    }
+    void IQueueEffects.Log(int level, string line) => _host.Log(level, line);
 }
