@@ -32,6 +32,7 @@ public interface IQueueClient<in T> where T : notnull
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Stops the call before the message is sent.</param>
     /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    /// <exception cref="TimeoutException">The queue did not answer within the client's ask timeout; the outcome is unknown.</exception>
     Task<bool> TryEnqueueAsync(T message, CancellationToken cancellationToken = default);
 
     /// <summary>

@@ -84,7 +84,17 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
         var (id, answer) = Expect();
         Send(c.Queue, new Enqueue(message, id, Wait: false), id, c);
-        var reply = await answer.ConfigureAwait(false);
+        IEnqueueReply reply;
+        try
+        {
+            // The queue answers at once; one that does not (a durable queue whose journal hangs) is not waited for ever.
+            reply = await answer.WaitAsync(_options.AskTimeout).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            _pending.TryRemove(id, out _);
+            throw new TimeoutException($"Queue {QueueName} did not answer within {_options.AskTimeout}: the message may or may not have been accepted.");
+        }
         if (reply is EnqueueRejected { Reason: RejectReason.QueueFull }) return false;
         ThrowIfRejected(reply);
         return true;

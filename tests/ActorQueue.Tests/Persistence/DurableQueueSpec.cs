@@ -486,6 +486,36 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [Fact]
+    public async Task TryEnqueue_against_a_queue_whose_journal_hangs_times_out_saying_the_outcome_is_unknown()
+    {
+        var config = ConfigurationFactory.ParseString("""
+            actor-queue.durable.journal-plugin-id = "akka.persistence.journal.test"
+            actor-queue.durable.snapshot-plugin-id = "akka.persistence.snapshot-store.test"
+            """).WithFallback(StoreConfig("sqlite", _directory, "hanging"));
+        var system = ActorSystem.Create("hanging", config);
+        var gate = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        try
+        {
+            var queue = await system.ActorQueues().CreateQueueAsync("hanging", Specs.Queue(capacity: 10) with { Durable = true });
+            await queue.StatsAsync(); // recovered, its recovery written
+            var journal = TestJournal.FromRef(Akka.Persistence.Persistence.Instance.Apply(system).JournalFor("akka.persistence.journal.test"));
+            await journal.OnWrite.FailIf(async _ =>
+            {
+                await gate.Task;
+                return false;
+            });
+            await using var client = new QueueClient<string>(system, "hanging", new QueueClientOptions { AskTimeout = TimeSpan.FromMilliseconds(500) });
+            var error = await Assert.ThrowsAsync<TimeoutException>(() => client.TryEnqueueAsync("held"));
+            Assert.Contains("may or may not have been accepted", error.Message);
+        }
+        finally
+        {
+            gate.TrySetResult();
+            await system.Terminate();
+        }
+    }
+
+    [Fact]
     public async Task A_message_that_cannot_be_written_is_refused_at_enqueue_naming_its_type_and_the_rest_go_on()
     {
         var queue = await Sys.ActorQueues().CreateQueueAsync("orders");
