@@ -1,8 +1,6 @@
 using ActorQueue.Persistence.Serialization;
-using ActorQueue.Protocol;
 using Akka.Actor;
 using Akka.Configuration;
-using Akka.Pattern;
 using Microsoft.Data.Sqlite;
 
 namespace ActorQueue.Persistence;

@@ -107,21 +107,33 @@ internal sealed partial class QueueState
         var sb = new StringBuilder();
         var inv = CultureInfo.InvariantCulture;
         sb.Append(inv, $"lastMessage={_lastMessageId} firstDelivery={_firstDeliveryId} lastDelivery={_lastDeliveryId}\nready");
-        for (var i = 0; i < _ready.Count; i++) sb.Append(inv, $" {Show(_ready[i])}");
-        sb.Append("\nredeliver");
-        for (var i = 0; i < _redeliver.Count; i++) sb.Append(inv, $" {Show(_redeliver[i])}");
-        sb.Append("\nsuspects");
-        for (var i = 0; i < _suspects.Count; i++) sb.Append(inv, $" {Show(_suspects[i])}");
+        AppendWaiting(sb);
         sb.Append("\ninflight");
         foreach (var (id, d) in _inFlight.OrderBy(kv => kv.Key)) sb.Append(inv, $" {id}:{Show(d.Message)}");
-        sb.Append("\ndelayed");
-        foreach (var (m, due) in _delayed.UnorderedItems.OrderBy(x => x.Priority)) sb.Append(inv, $" {Show(m)}@{due.Due.Ticks}");
-        sb.Append("\ndead");
-        for (var i = 0; i < _dead.Count; i++) sb.Append(inv, $" {Show(_dead[i].Message)}:{_dead[i].Reason}@{_dead[i].At.Ticks}");
+        AppendDelayedAndDead(sb);
         sb.Append("\nproducers");
         // A producer that never had a message accepted is as good as unknown: its next number is 1 either way.
         foreach (var p in _producers.Values.Where(x => x.LastSeqNr > 0).OrderBy(x => x.Id, StringComparer.Ordinal)) sb.Append(inv, $" {p.Id}:{p.LastSeqNr}");
         return sb.ToString();
+    }
+
+    // The ready, redelivery and suspect rings, as both descriptions show them (after "ready").
+    private void AppendWaiting(StringBuilder sb)
+    {
+        for (var i = 0; i < _ready.Count; i++) sb.Append(' ').Append(Show(_ready[i]));
+        sb.Append("\nredeliver");
+        for (var i = 0; i < _redeliver.Count; i++) sb.Append(' ').Append(Show(_redeliver[i]));
+        sb.Append("\nsuspects");
+        for (var i = 0; i < _suspects.Count; i++) sb.Append(' ').Append(Show(_suspects[i]));
+    }
+
+    private void AppendDelayedAndDead(StringBuilder sb)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        sb.Append("\ndelayed");
+        foreach (var (m, due) in _delayed.UnorderedItems.OrderBy(x => x.Priority)) sb.Append(inv, $" {Show(m)}@{due.Due.Ticks}");
+        sb.Append("\ndead");
+        for (var i = 0; i < _dead.Count; i++) sb.Append(inv, $" {Show(_dead[i].Message)}:{_dead[i].Reason}@{_dead[i].At.Ticks}");
     }
 
     private static string Show(QueuedMessage m) => string.Create(CultureInfo.InvariantCulture, $"m{m.MessageId}[{m.Message}]x{m.Attempts}@{m.AcceptedAt.Ticks}{(m.Suspect ? "?" : "")}");
@@ -138,17 +150,10 @@ internal sealed partial class QueueState
         var c = _counters;
         sb.Append(inv, $"counters enq={c.Enqueued} del={c.Delivered} ack={c.Acked} nack={c.Nacked} redel={c.Redelivered} dead={c.DeadLettered} evicted={c.Evicted} deadEvicted={c.DeadEvicted} rej={c.Rejected} inv={c.Invalid} redriven={c.Redriven}\n");
         sb.Append("ready");
-        for (var i = 0; i < _ready.Count; i++) sb.Append(inv, $" {Show(_ready[i])}");
-        sb.Append("\nredeliver");
-        for (var i = 0; i < _redeliver.Count; i++) sb.Append(inv, $" {Show(_redeliver[i])}");
-        sb.Append("\nsuspects");
-        for (var i = 0; i < _suspects.Count; i++) sb.Append(inv, $" {Show(_suspects[i])}");
+        AppendWaiting(sb);
         sb.Append("\ninflight");
         foreach (var (id, d) in _inFlight.OrderBy(kv => kv.Key)) sb.Append(inv, $" {id}:{Show(d.Message)}@c{d.ConsumerId}<{d.Deadline.Ticks}{(d.Isolated ? "(alone)" : "")}");
-        sb.Append("\ndelayed");
-        foreach (var (m, due) in _delayed.UnorderedItems.OrderBy(x => x.Priority)) sb.Append(inv, $" {Show(m)}@{due.Due.Ticks}");
-        sb.Append("\ndead");
-        for (var i = 0; i < _dead.Count; i++) sb.Append(inv, $" {Show(_dead[i].Message)}:{_dead[i].Reason}@{_dead[i].At.Ticks}");
+        AppendDelayedAndDead(sb);
         sb.Append("\nparked");
         for (var i = 0; i < _parked.Count; i++) sb.Append(inv, $" {_parked[i].ProducerId}#{_parked[i].SeqNr}/{_parked[i].CorrelationId}<{_parked[i].Deadline.Ticks}");
         sb.Append("\nproducers");
