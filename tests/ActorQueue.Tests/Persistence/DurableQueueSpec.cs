@@ -358,6 +358,62 @@ public sealed class DurableQueueSpec : Akka.TestKit.Xunit2.TestKit, IDisposable
     }
 
     [SkippableFact]
+    public async Task A_full_disk_refuses_new_work_loses_nothing_accepted_and_the_queue_comes_back_when_space_does()
+    {
+        // A real full disk: the SQLite file lives on a tmpfs of 1 MiB, which the test grows once the queue has filled it.
+        using var disk = SmallDisk.Mount(Path.Combine(_directory, "disk"), "1m");
+        Skip.If(disk.Unavailable is not null, disk.Unavailable);
+        var file = Path.Combine(disk.Path, "queues.db").Replace("\\", "/", StringComparison.Ordinal);
+        var config = ConfigurationFactory.ParseString($"actor-queue.durable.connection-string = \"Data Source={file}\"")
+            .WithFallback(StoreConfig("sqlite", _directory, "full"));
+        var system = ActorSystem.Create("full", config);
+        try
+        {
+            var queue = await system.ActorQueues().CreateQueueAsync("full", Specs.Queue(capacity: 1_000) with { Durable = true });
+            var caller = new TestProbe(system, new XunitAssertions());
+            var accepted = new List<string>();
+            EnqueueRejected? refused = null;
+            // 8 KiB messages, one at a time, until the disk is full: about a hundred fit.
+            for (var i = 0; refused is null; i++)
+            {
+                Assert.True(i < 1_000, "the disk never filled");
+                var body = $"{i:D5}:" + new string((char)('a' + i % 26), 8 * 1024);
+                queue.Tell(new Enqueue(body, i), caller);
+                switch (await caller.ExpectMsgAsync<IEnqueueReply>(TimeSpan.FromSeconds(30)))
+                {
+                    case EnqueueAccepted ok:
+                        Assert.Equal(i, ok.CorrelationId);
+                        accepted.Add(body);
+                        break;
+                    case EnqueueRejected no:
+                        refused = no;
+                        break;
+                }
+            }
+            Assert.Equal(RejectReason.Unavailable, refused.Reason);
+            Assert.Contains("journal", refused.Detail);
+            Assert.True(accepted.Count >= 10, $"only {accepted.Count} fitted before the disk was full");
+
+            // Space comes back: the queue starts again by itself, with every message it had accepted.
+            disk.Resize("64m");
+            await AwaitAssertAsync(async () =>
+            {
+                queue.Tell(new Enqueue("after", 5_000), caller);
+                Assert.Equal(new EnqueueAccepted(5_000), await caller.ExpectMsgAsync<IEnqueueReply>(TimeSpan.FromSeconds(5)));
+            }, TimeSpan.FromSeconds(45), TimeSpan.FromMilliseconds(500));
+            var consumer = new TestProbe(system, new XunitAssertions());
+            await consumer.PullAsync(queue, 1_000);
+            var messages = (await consumer.ExpectDeliveriesAsync(accepted.Count + 1)).Select(d => (string)d.Message).ToList();
+            Assert.Equal(accepted.Append("after"), messages);
+        }
+        finally
+        {
+            await system.Terminate();
+            SqliteConnection.ClearAllPools();
+        }
+    }
+
+    [SkippableFact]
     public async Task A_postgresql_server_stopped_mid_run_costs_refusals_not_messages_and_the_queue_comes_back_when_it_does()
     {
         var unavailable = PostgresServer.Unavailable();
