@@ -238,7 +238,10 @@ public sealed class DurableQueueActor : PersistentActor, IWithTimers, IQueueEffe
         if (_eventsSinceSnapshot >= _options.SnapshotEvery)
         {
             _eventsSinceSnapshot = 0;
-            SaveSnapshot(new JournalSnapshot(_codec.Encode(State.TakeSnapshot())));
+            // The state is copied here (references only); its messages are serialized by the snapshot store.
+            var taken = State.TakeSnapshot();
+            var codec = new JournalCodec(Context.System);
+            SaveSnapshot(new JournalSnapshot(() => codec.Encode(taken)));
         }
     }
 

@@ -14,16 +14,26 @@ internal sealed class JournalBatch(Batch batch)
     public Batch Batch { get; } = batch;
 }
 
-/// <summary>A queue's snapshot, already encoded.</summary>
-internal sealed class JournalSnapshot(Snapshot snapshot)
+/// <summary>
+/// A queue's snapshot. One taken by the queue is encoded when the snapshot store first asks for its bytes, on the store's
+/// thread, so that serializing every held message again does not pause the queue; one read back is encoded already.
+/// </summary>
+internal sealed class JournalSnapshot
 {
-    public Snapshot Snapshot { get; } = snapshot;
+    private readonly Func<Snapshot>? _encode;
+    private Snapshot? _snapshot;
+
+    public JournalSnapshot(Snapshot snapshot) => _snapshot = snapshot;
+
+    public JournalSnapshot(Func<Snapshot> encode) => _encode = encode;
+
+    public Snapshot Snapshot => _snapshot ??= _encode!();
 }
 
 /// <summary>
 /// Turns the core's durable events and snapshots into their journal form and back. User messages go through Akka's
 /// serialization (whatever serializer their type is bound to) and are kept as serializer id + manifest + bytes, so the
-/// journal never depends on how they are written. Runs on the queue actor's thread only.
+/// journal never depends on how they are written. Runs on the queue actor's thread only (a snapshot's encoding excepted, see Encode).
 /// </summary>
 internal sealed class JournalCodec(ActorSystem system)
 {
@@ -230,7 +240,10 @@ internal sealed class JournalCodec(ActorSystem system)
         }
     }
 
-    /// <summary>The journal form of a snapshot; every user message is serialized again.</summary>
+    /// <summary>
+    /// The journal form of a snapshot; every user message is serialized again. Touches no state of this codec but the
+    /// actor system's serialization, so it may run on any one thread.
+    /// </summary>
     public Snapshot Encode(QueueSnapshot s)
     {
         var snapshot = new Snapshot { LastMessageId = s.LastMessageId, FirstDeliveryId = s.FirstDeliveryId, LastDeliveryId = s.LastDeliveryId };
