@@ -1,3 +1,4 @@
+using ActorQueue.Client;
 using ActorQueue.Core;
 using ActorQueue.Protocol;
 using Akka.Actor;
@@ -29,8 +30,16 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private TimeSpan _lastHeard;
     private Reattachment _reattach;
     private string? _closed;
+    // A client's buffer of calls, read in bursts (null for a producer that is sent Produce).
+    private readonly ClientFeed? _feed;
+    private readonly Func<bool> _feedRoom;
+    private readonly Action<FeedItem> _takeFromFeed;
+    private IActorRef? _feedCloser;
 
-    private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo);
+    private static readonly EnqueueRejected WithdrawnAnswer = new(0, RejectReason.Withdrawn, "Withdrawn before it reached the queue.");
+
+    // What the producer holds per message: whom to answer, by message (CorrelationId, ReplyTo) or by call (Call).
+    private readonly record struct Pending(object Message, long CorrelationId, IActorRef ReplyTo, EnqueueCall? Call = null);
 
     /// <summary>Creates the Props of a producer for <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to produce to.</param>
@@ -54,6 +63,20 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         _producerId = producerId;
         _settings = settings;
         _window = new ProducerWindow<Pending>(settings.BufferSize);
+        _feed = settings.Feed;
+        _feedRoom = () => _window.Count < _settings.BufferSize && _closed is null;
+        _takeFromFeed = item =>
+        {
+            if (!_window.HasWork) _lastHeard = Now;
+            _window.TryAdd(new Pending(item.Message, 0, ActorRefs.Nobody, item.Call));
+        };
+    }
+
+    /// <summary>The Props of a client's producer, which reads the client's calls from <paramref name="feed"/>.</summary>
+    internal static Props Props(IActorRef queue, string producerId, ProducerSettings settings, ClientFeed feed)
+    {
+        var fed = settings with { Feed = feed };
+        return Akka.Actor.Props.Create(() => new ProducerActor(queue, producerId, fed));
     }
 
     /// <summary>The actor's timers (set by Akka).</summary>
@@ -80,6 +103,12 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 SendWithinCredit();
                 break;
             case WithdrawProduce m: HandleWithdraw(m); break;
+            case FeedReady:
+                DrainFeed();
+                SendWithinCredit();
+                break;
+            case FeedWithdraw: WithdrawCancelled(); break;
+            case CloseFeed m: HandleCloseFeed(m); break;
             case ProducerCredit m: HandleCredit(m); break;
             case SequenceRejected m: HandleRejected(m); break;
             case ProducerTick: HandleTick(); break;
@@ -120,10 +149,40 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         var ids = m.CorrelationIds.Length == 1 ? null : new HashSet<long>(m.CorrelationIds);
         var single = m.CorrelationIds[0];
         var lower = _window.Withdraw(p => ids is null ? p.CorrelationId == single : ids.Contains(p.CorrelationId), _pending);
-        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, RejectReason.Withdrawn, "Withdrawn before it reached the queue."));
+        WithdrawnFromWindow(lower);
+    }
+
+    private void WithdrawnFromWindow(long? lower)
+    {
+        foreach (var p in _pending) Refuse(p, WithdrawnAnswer);
         _pending.Clear();
         // Give back the credit asked for what is gone, so it does not sit reserved in the queue.
         if (lower is { } wanted && !_reattach.Looking) _queue.Tell(new RequestCredit(_producerId, wanted));
+    }
+
+    // Calls cancelled after some of their messages were taken: those not yet sent are withdrawn.
+    private void WithdrawCancelled() =>
+        WithdrawnFromWindow(_window.Withdraw(static p => p.Call is { WithdrawRequested: true }, _pending));
+
+    private void DrainFeed()
+    {
+        _feed?.Drain(_feedRoom, _takeFromFeed);
+    }
+
+    // The client closes: nothing more is taken, and what was not sent is withdrawn; the closer hears once nothing sent waits.
+    private void HandleCloseFeed(CloseFeed m)
+    {
+        _feed?.Close(m.Reason, static item => item.Call.NotAccepted(WithdrawnAnswer));
+        WithdrawnFromWindow(_window.Withdraw(static p => p.Call is not null, _pending));
+        _feedCloser = Sender;
+        AnswerCloserIfSettled();
+    }
+
+    private void AnswerCloserIfSettled()
+    {
+        if (_feedCloser is null || _window.HasWork) return;
+        _feedCloser.Tell(Akka.Done.Instance);
+        _feedCloser = null;
     }
 
     private void HandleCredit(ProducerCredit m)
@@ -132,9 +191,15 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         var renumbered = _window.OnCredit(m.AcceptedSeqNr, m.CreditSeqNr, _pending, m.Registration);
         if (renumbered > 0)
             _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed more; renumbered {2} unaccepted messages.", _producerId, m.AcceptedSeqNr, renumbered);
-        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
+        foreach (var p in _pending)
+        {
+            if (p.Call is { } call) call.Accepted();
+            else Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
+        }
         _pending.Clear();
+        DrainFeed();
         SendWithinCredit();
+        AnswerCloserIfSettled();
     }
 
     private void SendWithinCredit()
@@ -168,8 +233,9 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 if (_window.DropRefused(m.SeqNr, out var refused))
                 {
                     _log.Warning("Producer {0}: message {1} refused: {2}", _producerId, m.SeqNr, m.Detail);
-                    Reply(refused.ReplyTo, new EnqueueRejected(refused.CorrelationId, m.Reason, m.Detail));
+                    Refuse(refused, new EnqueueRejected(refused.CorrelationId, m.Reason, m.Detail));
                     Register();
+                    AnswerCloserIfSettled();
                 }
                 break;
             default:
@@ -189,6 +255,8 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                 Close($"Queue {_queue.Path.Name} stopped and none came back within reattach-timeout ({_settings.ReattachTimeout}).");
             return;
         }
+        DrainFeed();
+        SendWithinCredit();
         if (!_window.HasWork && !_window.IsRegistering) return;
         if (now - _lastHeard < _settings.ResendInterval) return;
         // Every exchange carries absolute values, so re-registering re-syncs whatever was lost on the way.
@@ -227,6 +295,15 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         Timers.CancelAll();
     }
 
+    /// <inheritdoc />
+    protected override void PostStop()
+    {
+        // Stopped (its client closed it, or the system is stopping): no call of its client is left waiting.
+        _closed ??= $"The producer of queue {_queue.Path.Name} stopped before the queue answered (a message it had sent may still have been accepted).";
+        Fail(0, RejectReason.QueueStopped, _closed);
+        base.PostStop();
+    }
+
     private void Register()
     {
         var demand = _window.Register();
@@ -236,8 +313,19 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private void Fail(long fromSeqNr, RejectReason reason, string detail)
     {
         _window.FailFrom(fromSeqNr, _pending);
-        foreach (var p in _pending) Reply(p.ReplyTo, new EnqueueRejected(p.CorrelationId, reason, detail));
+        var answer = new EnqueueRejected(0, reason, detail);
+        foreach (var p in _pending) Refuse(p, p.Call is null ? answer with { CorrelationId = p.CorrelationId } : answer);
         _pending.Clear();
+        // Closed for good: the client's calls still waiting in its feed fail the same way, and so do later ones.
+        if (_closed is not null)
+            _feed?.Close(EnqueueCall.Exception(_queue.Path.Name, answer), item => item.Call.NotAccepted(answer));
+        AnswerCloserIfSettled();
+    }
+
+    private static void Refuse(Pending p, EnqueueRejected answer)
+    {
+        if (p.Call is { } call) call.NotAccepted(answer);
+        else Reply(p.ReplyTo, answer.CorrelationId == p.CorrelationId ? answer : answer with { CorrelationId = p.CorrelationId });
     }
 
     private static void Reply(IActorRef to, object message)

@@ -21,6 +21,9 @@ public sealed record ProducerSettings
     /// </summary>
     public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive(value); }
 
+    /// <summary>A client's buffer of calls, which the producer reads instead of being sent Produce (set by the client).</summary>
+    internal Client.ClientFeed? Feed { get; init; }
+
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static ProducerSettings Default { get; } = Create(ActorQueueConfig.Default());
 

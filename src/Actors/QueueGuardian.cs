@@ -153,7 +153,8 @@ public sealed class QueueGuardian : UntypedActor
             Sender.Tell(new Status.Failure(new InvalidOperationException($"Producer '{m.ProducerId}' of queue {m.QueueName} is already running.")));
             return;
         }
-        var producer = Context.ActorOf(ProducerActor.Props(queue, m.ProducerId, settings), name);
+        var props = m.Feed is { } feed ? ProducerActor.Props(queue, m.ProducerId, settings, feed) : ProducerActor.Props(queue, m.ProducerId, settings);
+        var producer = Context.ActorOf(props, name);
         Track(m.QueueName, producer);
         Sender.Tell(new ProducerStarted(producer));
     }

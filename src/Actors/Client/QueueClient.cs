@@ -1,32 +1,30 @@
-using System.Collections.Concurrent;
 using ActorQueue.Protocol;
 using Akka.Actor;
 
 namespace ActorQueue.Client;
 
 /// <summary>
-/// The <see cref="IQueueClient{T}"/> for one queue: a supervised <see cref="ProducerActor"/> does the protocol,
-/// a small actor routes its answers back to the waiting calls by correlation id. It connects on first use.
+/// The <see cref="IQueueClient{T}"/> for one queue, built to batch: calls from any thread append their messages to a
+/// bounded buffer (waiting without blocking while it is full), and the client's <see cref="ProducerActor"/> takes them
+/// in bursts, sends what the queue's credit allows as numbered batches, and completes every call up to the queue's
+/// cumulative acceptance at once. A call costs no actor message and no lookup of its own; the producer keeps the
+/// protocol's promises (credit, resends after a lost message or a queue restart, deduplicated by sequence number). It
+/// connects on first use.
 /// </summary>
 /// <typeparam name="T">The message type.</typeparam>
 public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposable where T : notnull
 {
     private readonly Func<ActorSystem> _system;
     private readonly QueueClientOptions _options;
-    private readonly SemaphoreSlim _slots;
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<IEnqueueReply>> _pending = new();
+    private readonly ClientFeed _feed;
     private readonly object _connectLock = new();
-    // Every send and the start of a dispose take this lock: once a dispose has begun nothing more is sent, and what was
-    // sent before it is known to it (in _pending) and reached the producer ahead of its withdrawal.
-    private readonly object _sendGate = new();
     private Task<Connection>? _connection;
-    private long _nextId;
     private volatile bool _disposing;
-    private volatile ActorQueueException? _closed;
 
     /// <summary>
     /// Creates a client of <paramref name="queueName"/> in <paramref name="system"/>. Create one per queue and keep
-    /// it (AddQueueClient registers it as a singleton): each instance is a producer the queue remembers.
+    /// it (AddQueueClient registers it as a singleton): each instance is a producer the queue remembers (for
+    /// producer-retention once the client is gone).
     /// </summary>
     /// <param name="system">The actor system the queue lives in.</param>
     /// <param name="queueName">The queue (created by the <see cref="ActorQueueExtension"/> or Akka.Hosting).</param>
@@ -43,38 +41,54 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         _system = system;
         QueueName = queueName;
         _options = options ?? new QueueClientOptions();
-        _slots = new SemaphoreSlim(_options.MaxPending, _options.MaxPending);
+        _feed = new ClientFeed(queueName, _options.MaxPending);
     }
 
     /// <inheritdoc />
     public string QueueName { get; }
 
-    private sealed record Connection(IActorRef Queue, IActorRef Producer, IActorRef Replies);
+    private sealed record Connection(IActorRef Queue, IActorRef Producer);
 
     /// <inheritdoc />
-    public async Task EnqueueAsync(T message, CancellationToken cancellationToken = default)
+    public Task EnqueueAsync(T message, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(message);
-        var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
-        await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled(cancellationToken);
+        var connecting = ConnectedAsync(cancellationToken);
+        return connecting.IsCompletedSuccessfully ? Enqueue(message, cancellationToken) : EnqueueWhenConnectedAsync(connecting, message, cancellationToken);
+    }
+
+    private async Task EnqueueWhenConnectedAsync(Task<Connection> connecting, T message, CancellationToken cancellationToken)
+    {
+        await connecting.ConfigureAwait(false);
+        await Enqueue(message, cancellationToken).ConfigureAwait(false);
+    }
+
+    // One message, one call: appended to the feed; the call completes when the queue has accepted it.
+    private Task Enqueue(T message, CancellationToken cancellationToken)
+    {
+        var call = new EnqueueCall(QueueName, 1, single: true, cancellationToken);
+        call.WatchCancellation(_feed);
+        var written = _feed.WriteAsync(new FeedItem(message, call), cancellationToken);
+        return written.IsCompletedSuccessfully ? call.Task : AfterWriteAsync(written, call);
+    }
+
+    private async Task AfterWriteAsync(ValueTask written, EnqueueCall call)
+    {
         try
         {
-            var (id, answer) = Expect();
-            Send(c.Producer, new Produce(message, id), id, c);
-            IEnqueueReply reply;
-            if (!cancellationToken.CanBeCanceled) reply = await answer.ConfigureAwait(false);
-            else
-            {
-                await using (cancellationToken.Register(static state => ((Withdrawal)state!).Send(), new Withdrawal(c.Producer, id)))
-                    reply = await answer.ConfigureAwait(false);
-            }
-            if (reply is EnqueueRejected { Reason: RejectReason.Withdrawn }) throw new OperationCanceledException(cancellationToken);
-            ThrowIfRejected(reply);
+            await written.ConfigureAwait(false);
         }
-        finally
+        catch (ActorQueueException closed)
         {
-            _slots.Release();
+            call.Cancel(_feed, new EnqueueRejected(0, closed.Reason, closed.Message));
         }
+        catch (OperationCanceledException)
+        {
+            // Cancelled while waiting for room: the message never entered the feed; the call says so below.
+            call.Cancel(_feed);
+        }
+        await call.Task.ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -82,21 +96,19 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     {
         ArgumentNullException.ThrowIfNull(message);
         var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
-        var (id, answer) = Expect();
-        Send(c.Queue, new Enqueue(message, id, Wait: false), id, c);
+        _feed.ThrowIfClosed();
         IEnqueueReply reply;
         try
         {
             // The queue answers at once; one that does not (a durable queue whose journal hangs) is not waited for ever.
-            reply = await answer.WaitAsync(_options.AskTimeout).ConfigureAwait(false);
+            reply = await c.Queue.Ask<IEnqueueReply>(new Enqueue(message, 0, Wait: false), _options.AskTimeout, cancellationToken).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (AskTimeoutException)
         {
-            _pending.TryRemove(id, out _);
             throw new TimeoutException($"Queue {QueueName} did not answer within {_options.AskTimeout}: the message may or may not have been accepted.");
         }
         if (reply is EnqueueRejected { Reason: RejectReason.QueueFull }) return false;
-        ThrowIfRejected(reply);
+        if (reply is EnqueueRejected r) throw EnqueueCall.Exception(QueueName, r);
         return true;
     }
 
@@ -107,48 +119,33 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         // Checked before anything is sent, so a null part-way through cannot leave half a batch enqueued.
         var batch = messages as IReadOnlyList<T> ?? messages.ToList();
         foreach (var message in batch) ArgumentNullException.ThrowIfNull(message, nameof(messages));
-        var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
-        var ids = new List<long>(batch.Count);
-        var answers = new List<Task<IEnqueueReply>>(batch.Count);
-        // One withdrawal for the whole batch, handled at once by the producer: what stays sent is a prefix. Sends and
-        // the withdrawal are ordered by one lock, so no message can slip in behind the withdrawal.
-        await using var withdraw = cancellationToken.Register(() =>
+        cancellationToken.ThrowIfCancellationRequested();
+        if (batch.Count == 0) return 0;
+        await ConnectedAsync(cancellationToken).ConfigureAwait(false);
+        // One call for the whole batch: the producer takes its messages in order and a cancellation stops it taking
+        // more, so what stays enqueued is a prefix.
+        var call = new EnqueueCall(QueueName, batch.Count, single: false, cancellationToken);
+        call.WatchCancellation(_feed);
+        for (var i = 0; i < batch.Count; i++)
         {
-            lock (ids) c.Producer.Tell(new WithdrawProduce(ids.ToArray()), ActorRefs.NoSender);
-        });
-        foreach (var message in batch)
-        {
+            var written = _feed.WriteAsync(new FeedItem(batch[i], call), cancellationToken);
+            if (written.IsCompletedSuccessfully) continue;
             try
             {
-                await _slots.WaitAsync(cancellationToken).ConfigureAwait(false);
+                await written.ConfigureAwait(false);
+            }
+            catch (ActorQueueException closed)
+            {
+                call.Cancel(_feed, new EnqueueRejected(0, closed.Reason, closed.Message));
+                break;
             }
             catch (OperationCanceledException)
             {
+                call.Cancel(_feed);
                 break;
             }
-            var (id, answer) = Expect();
-            lock (ids)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    _pending.TryRemove(id, out _);
-                    _slots.Release();
-                    break;
-                }
-                ids.Add(id);
-                Send(c.Producer, new Produce(message, id), id, c);
-            }
-            answers.Add(ReleaseWhenDone(answer));
         }
-        await Task.WhenAll(answers).ConfigureAwait(false);
-        var accepted = 0;
-        foreach (var answer in answers)
-        {
-            var reply = answer.Result;
-            if (reply is EnqueueAccepted) accepted++;
-            else if (reply is not EnqueueRejected { Reason: RejectReason.Withdrawn }) ThrowIfRejected(reply);
-        }
-        return accepted;
+        return await call.Task.ConfigureAwait(false);
     }
 
     /// <inheritdoc />
@@ -159,21 +156,23 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     }
 
     /// <summary>
-    /// Closes the client: new calls, and calls that had not sent their message yet, fail with
-    /// <see cref="QueueClosedException"/> (their message is never sent); messages the producer has not passed on are
-    /// withdrawn (their callers see <see cref="OperationCanceledException"/>); messages already with the queue get their
-    /// real answer (waited for up to the ask timeout); then the client's producer stops. A client still connecting
-    /// finishes connecting first, so that nothing it started is left running.
+    /// Closes the client: new calls, and calls whose messages had not entered its buffer, fail with
+    /// <see cref="QueueClosedException"/> (their messages are never sent); messages not yet sent to the queue are
+    /// withdrawn (their callers see <see cref="OperationCanceledException"/>, and a batch counts only what was
+    /// accepted); messages already with the queue get their real answer (waited for up to the ask timeout); then the
+    /// client's producer stops, failing anything still unanswered as closed. A client still connecting finishes
+    /// connecting first, so that nothing it started is left running.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        lock (_sendGate) _disposing = true;
+        _disposing = true;
+        var closed = new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} was disposed.");
         Task<Connection>? connecting;
         lock (_connectLock) connecting = _connection;
         if (connecting is not null && !connecting.IsCompleted)
         {
             // Still connecting: let it finish (it is bounded by the ask timeout), so that the producer it starts is
-            // stopped rather than left behind; nothing will be sent through it.
+            // stopped rather than left behind.
             try
             {
                 await connecting.WaitAsync(_options.AskTimeout * 2).ConfigureAwait(false);
@@ -185,83 +184,34 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         }
         if (connecting is not null && connecting.IsCompletedSuccessfully)
         {
-            var c = connecting.Result;
-            var waiting = _pending.ToArray();
-            if (waiting.Length > 0)
+            var producer = connecting.Result.Producer;
+            try
             {
-                c.Producer.Tell(new WithdrawProduce(waiting.Select(p => p.Key).ToArray()), ActorRefs.NoSender);
-                await Task.WhenAny(Task.WhenAll(waiting.Select(p => p.Value.Task)), Task.Delay(_options.AskTimeout)).ConfigureAwait(false);
+                // The producer closes the buffer, withdraws what it has not sent and answers once what it sent is settled.
+                await producer.Ask<Akka.Done>(new CloseFeed(closed), _options.AskTimeout).ConfigureAwait(false);
             }
-            c.Producer.Tell(PoisonPill.Instance);
-            c.Replies.Tell(PoisonPill.Instance);
+            catch (AskTimeoutException)
+            {
+                // The queue did not answer in time: stopping the producer fails what is left as closed.
+            }
+            producer.Tell(PoisonPill.Instance);
         }
-        Close(new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} was disposed."));
+        else
+        {
+            // No producer reads the buffer: nothing can be in it, but a call is never left waiting.
+            _feed.Close(closed, static item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, "The client was disposed.")));
+        }
     }
 
     /// <summary>Closes the client; see <see cref="DisposeAsync"/>, which this waits for.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
-    private async Task<IEnqueueReply> ReleaseWhenDone(Task<IEnqueueReply> answer)
-    {
-        try
-        {
-            return await answer.ConfigureAwait(false);
-        }
-        finally
-        {
-            _slots.Release();
-        }
-    }
-
-    // Sends unless a dispose has begun; then the call fails as closed, its message never sent.
-    private void Send(IActorRef to, object message, long id, Connection c)
-    {
-        lock (_sendGate)
-        {
-            if (!_disposing)
-            {
-                to.Tell(message, c.Replies);
-                return;
-            }
-        }
-        if (_pending.TryRemove(id, out var tcs))
-            tcs.TrySetException(_closed ?? new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} is closing."));
-    }
-
-    private (long Id, Task<IEnqueueReply> Answer) Expect()
-    {
-        var id = Interlocked.Increment(ref _nextId);
-        var tcs = new TaskCompletionSource<IEnqueueReply>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = tcs;
-        // Closed between the check and here: fail at once rather than wait for an answer that will not come.
-        if (_closed is { } closed && _pending.TryRemove(id, out _)) tcs.TrySetException(closed);
-        return (id, tcs.Task);
-    }
-
-    private void Answer(IEnqueueReply reply)
-    {
-        if (_pending.TryRemove(reply.CorrelationId, out var tcs)) tcs.TrySetResult(reply);
-    }
-
-    private void Close(ActorQueueException reason)
-    {
-        _closed ??= reason;
-        foreach (var id in _pending.Keys)
-            if (_pending.TryRemove(id, out var tcs)) tcs.TrySetException(reason);
-    }
-
-    private void ThrowIfRejected(IEnqueueReply reply)
-    {
-        if (reply is not EnqueueRejected r) return;
-        throw r.Reason is RejectReason.Draining or RejectReason.QueueStopped
-            ? new QueueClosedException(QueueName, r.Reason, r.Detail)
-            : new EnqueueRejectedException(QueueName, r.Reason, r.Detail);
-    }
-
     private Task<Connection> ConnectedAsync(CancellationToken cancellationToken)
     {
+        var current = _connection;
+        if (current is { IsCompletedSuccessfully: true } && !_disposing && _feed.Closed is null) return current;
         cancellationToken.ThrowIfCancellationRequested();
-        if (_closed is { } closed) return Task.FromException<Connection>(closed);
+        if (_feed.Closed is { } closed) return Task.FromException<Connection>(closed);
         if (_disposing) return Task.FromException<Connection>(new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} is closing."));
         Task<Connection> connecting;
         lock (_connectLock)
@@ -273,6 +223,14 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         return connecting.IsCompletedSuccessfully ? connecting : connecting.WaitAsync(cancellationToken);
     }
 
+    // A producer that stops settles what it holds and closes the feed; one that never started could not: this does.
+    private async Task CloseWhenTerminatedAsync(IActorRef producer)
+    {
+        await producer.WatchAsync().ConfigureAwait(false);
+        var closed = new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The producer of the client of queue {QueueName} has stopped.");
+        _feed.Close(closed, item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, closed.Message)));
+    }
+
     private async Task<Connection> ConnectAsync()
     {
         var system = _system();
@@ -280,30 +238,10 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         var queue = (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
         var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
         var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
-        var producer = (await guardian.Ask<ProducerStarted>(new StartProducer(QueueName, producerId, settings), _options.AskTimeout).ConfigureAwait(false)).Producer;
-        var replies = system.ActorOf(Props.Create(() => new Replies(this, queue, producer)));
-        return new Connection(queue, producer, replies);
-    }
-
-    /// <summary>The state of a cancellation callback: withdraws one request without a closure.</summary>
-    private sealed class Withdrawal(IActorRef producer, long correlationId)
-    {
-        public void Send() => producer.Tell(new WithdrawProduce(correlationId), ActorRefs.NoSender);
-    }
-
-    /// <summary>Routes answers to the waiting calls; when the queue or producer stops, fails them all.</summary>
-    private sealed class Replies : ReceiveActor
-    {
-        public Replies(QueueClient<T> client, IActorRef queue, IActorRef producer)
-        {
-            Context.Watch(queue);
-            Context.Watch(producer);
-            Receive<IEnqueueReply>(client.Answer);
-            Receive<Terminated>(_ =>
-            {
-                client.Close(new QueueClosedException(client.QueueName, RejectReason.QueueStopped, $"Queue {client.QueueName} has stopped."));
-                Context.Stop(Self);
-            });
-        }
+        var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };
+        var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
+        _feed.Attach(producer);
+        _ = CloseWhenTerminatedAsync(producer);
+        return new Connection(queue, producer);
     }
 }

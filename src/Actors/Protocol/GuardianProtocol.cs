@@ -26,7 +26,11 @@ public sealed record QueueStarted(string Name, IActorRef Queue);
 /// <param name="QueueName">The queue to produce to (it must exist).</param>
 /// <param name="ProducerId">The producer's stable id.</param>
 /// <param name="Settings">Its settings; null for actor-queue.producer.</param>
-public sealed record StartProducer(string QueueName, string ProducerId, ProducerSettings? Settings = null) : IGuardianCommand;
+public sealed record StartProducer(string QueueName, string ProducerId, ProducerSettings? Settings = null) : IGuardianCommand
+{
+    /// <summary>A client's buffer of calls, which the producer reads instead of being sent <see cref="Produce"/>.</summary>
+    internal Client.ClientFeed? Feed { get; init; }
+}
 
 /// <summary>The producer that was started.</summary>
 /// <param name="Producer">Send it <see cref="Produce"/>.</param>
