@@ -31,6 +31,9 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
 
     public const string ActorQueueName = "ActorQueue";
 
+    /// <summary>Forced live-heap samples per run in scenario 3 (every tenth of the run's messages).</summary>
+    private const int LiveHeapSamples = 9;
+
     public async Task<List<ScenarioResult>> RunAsync()
     {
         var all = new[] { _actorQueue, _viaProducerActor, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel };
@@ -55,7 +58,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
         {
             var slow = options.Mode == "quick" ? new[] { _actorQueue, _rawTell, _channel } : new[] { _actorQueue, _rawTell, _creditWindow, _channel };
             foreach (var n in options.SlowConsumerMessages)
-                results.Add(await RunScenarioAsync($"3 ({Count(n)})", $"slow consumer ({options.SlowWork.TotalMicroseconds:0} us of work per message), N = {Count(n)}: peak memory", one, slow, _ => n, options.SlowWork));
+                results.Add(await RunScenarioAsync($"3 ({Count(n)})", $"slow consumer ({options.SlowWork.TotalMicroseconds:0} us of work per message), N = {Count(n)}: peak memory", one, slow, _ => n, options.SlowWork,
+                    liveHeapSamples: LiveHeapSamples));
         }
         if (s.Contains(4) && first is not null)
         {
@@ -163,7 +167,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     }
 
     private async Task<ScenarioResult> RunScenarioAsync(
-        string id, string title, Shape shape, IReadOnlyList<Peer> candidates, Func<Peer, long> messages, TimeSpan work, Func<Peer, double>? rate = null)
+        string id, string title, Shape shape, IReadOnlyList<Peer> candidates, Func<Peer, long> messages, TimeSpan work, Func<Peer, double>? rate = null,
+        int liveHeapSamples = 0)
     {
         var peers = candidates.Where(p => p.Supports(shape)).ToList();
         log.WriteLine($"Scenario {id}: {title} [{shape}, capacity {options.Capacity}]");
@@ -173,7 +178,7 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             foreach (var peer in Order(peers, round))
             {
                 var n = messages(peer);
-                var spec = new RunSpec(shape, options.Capacity, n, work, rate?.Invoke(peer) ?? 0);
+                var spec = new RunSpec(shape, options.Capacity, n, work, rate?.Invoke(peer) ?? 0, liveHeapSamples);
                 var result = await Measurement.RunAsync(peer, spec, round, Timeout(n, work));
                 runs[peer].Add(result);
                 log.WriteLine(result.Completed
