@@ -6,7 +6,7 @@ namespace ActorQueue.Benchmarks;
 internal sealed record PeerSummary(
     string Peer, string Description, long Messages, double Rate, double MedianMessagesPerSecond, double MinMessagesPerSecond,
     double MaxMessagesPerSecond, double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, double GcPauseMilliseconds,
-    Latency? Latency, Latency? Stalls, int Failed, IReadOnlyList<RunResult> Runs);
+    Latency? Latency, Latency? Stalls, int Failed, IReadOnlyList<RunResult> Runs, double? MaxBacklogMilliseconds = null, int RoundsBehind = 0);
 
 /// <summary>A scenario's results: every peer on the same work, compared with the <paramref name="Reference"/> peer.</summary>
 internal sealed record ScenarioResult(string Id, string Title, string Shape, int Capacity, string Work, IReadOnlyList<PeerSummary> Peers,
@@ -249,7 +249,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 log.WriteLine(result.Completed
                     ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak {result.PeakLiveMegabytes,8:N1} MB live {result.Collections,4} GCs {result.GcPauseMilliseconds,6:N1} ms GC {result.CpuUtilization,5:N2} cores" +
                       (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "") +
-                      (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "")
+                      (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "") +
+                      (result.BacklogMilliseconds is { } b ? $"  backlog max {b:N1} ms{(result.FellBehind ? ": fell behind the pace" : "")}" : "")
                     : $"  round {round + 1}: {peer.Name,-28} FAILED: {result.Error}");
             }
         }
@@ -273,7 +274,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             Median(ok.Select(r => r.MessagesPerSecond)), ok.Count > 0 ? ok.Min(r => r.MessagesPerSecond) : 0,
             ok.Count > 0 ? ok.Max(r => r.MessagesPerSecond) : 0, Median(ok.Select(r => r.BytesPerMessage)),
             Median(ok.Select(r => r.PeakMegabytes)), Median(ok.Select(r => r.PeakLiveMegabytes)), Median(ok.Select(r => r.GcPauseMilliseconds)),
-            latency, stalls, runs.Count - ok.Count, runs);
+            latency, stalls, runs.Count - ok.Count, runs,
+            ok.Any(r => r.BacklogMilliseconds is not null) ? ok.Max(r => r.BacklogMilliseconds ?? 0) : null, ok.Count(r => r.FellBehind));
     }
 
     // Each percentile's median over the rounds, and the highest maximum.

@@ -12,7 +12,15 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
     double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
-    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error);
+    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error, double? BacklogMilliseconds = null)
+{
+    /// <summary>
+    /// A paced run whose backlog (messages emitted and not yet handled, in milliseconds of its pace) grew past twice the
+    /// platform's worst stall, and past 1 ms: a stall leaves any peer that far behind, a peer with room to spare
+    /// catches up within it, and one paced at its limit does not. Its latency tail is then mostly that wait.
+    /// </summary>
+    public bool FellBehind => BacklogMilliseconds is { } b && b > Math.Max(1, 2 * (Stalls?.Max ?? 0) / 1000);
+}
 
 /// <summary>
 /// What one run does: how many messages through which shape, with how much work, at what rate. With
@@ -48,9 +56,10 @@ internal static class Measurement
             using var pacing = new CancellationTokenSource();
             var started = Stopwatch.GetTimestamp();
             Thread? pacer = null;
+            long backlog = 0;
             if (spec.Rate > 0)
             {
-                pacer = new Thread(() => Pace(run, spec.Messages, spec.Rate, pacing.Token)) { IsBackground = true, Name = "pacer" };
+                pacer = new Thread(() => backlog = Pace(run, probe, spec.Messages, spec.Rate, pacing.Token)) { IsBackground = true, Name = "pacer" };
                 pacer.Start();
             }
             else
@@ -79,7 +88,8 @@ internal static class Measurement
             var handled = completed ? spec.Messages : probe.Count;
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
                 (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram), platform,
-                completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled");
+                completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled",
+                spec.Rate > 0 ? backlog * 1000.0 / spec.Rate : null);
         }
         catch (Exception e)
         {
@@ -110,12 +120,14 @@ internal static class Measurement
 
     // Emits what is due every ~50 us (1 ms where short sleeps are not available), stamping each batch when it
     // is emitted, so latency counts every wait a message has after it was meant to be sent. Small steps keep a
-    // burst well below the queue's capacity even at millions of messages per second.
-    private static void Pace(IPeerRun run, long total, double rate, CancellationToken ct)
+    // burst well below the queue's capacity even at millions of messages per second. (On a 2-core virtual machine
+    // a 50 us sleep lasts about 100 us and the pacer alone keeps a fifth of a core busy.) Returns the largest
+    // backlog it saw: messages emitted and not yet handled.
+    private static long Pace(IPeerRun run, Probe probe, long total, double rate, CancellationToken ct)
     {
         if (OperatingSystem.IsLinux()) _ = prctl(PrSetTimerSlack, 1, 0, 0, 0); // 1 ns: wake when asked, not up to 50 us later
         var start = Stopwatch.GetTimestamp();
-        long sent = 0;
+        long sent = 0, maxBacklog = 0;
         while (sent < total && !ct.IsCancellationRequested)
         {
             var now = Stopwatch.GetTimestamp();
@@ -125,8 +137,10 @@ internal static class Measurement
                 run.Emit(due - sent, now);
                 sent = due;
             }
+            maxBacklog = Math.Max(maxBacklog, sent - probe.Count);
             Nap();
         }
+        return maxBacklog;
     }
 
     private static void Nap()

@@ -129,7 +129,7 @@ internal static class Report
             // Paced runs show the platform's stalls in place of the heap peaks, which matter for scenario 3.
             var paced = s.Peers.Any(p => p.Stalls is not null);
             table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", $"{Markup.Escape(s.Reference)} / peer", "B/msg");
-            if (paced) table.AddColumns("GC pause ms", "p50 / p99 / p99.9 us", "platform stalls p99 / p99.9 / max us");
+            if (paced) table.AddColumns("GC pause ms", "p50 / p99 / p99.9 us", "platform stalls p99 / p99.9 / max us", "backlog max ms (rounds behind)");
             else table.AddColumns("peak heap MB", "peak live MB", "GC pause ms");
             foreach (var p in s.Peers)
             {
@@ -145,6 +145,7 @@ internal static class Report
                     cells.Add($"{p.GcPauseMilliseconds:N1}");
                     cells.Add(p.Latency is { } l ? $"{l.P50:N0} / {l.P99:N0} / {l.P999:N0}" : "-");
                     cells.Add(p.Stalls is { } st ? $"{st.P99:N0} / {st.P999:N0} / {st.Max:N0}" : "-");
+                    cells.Add(p.MaxBacklogMilliseconds is { } b ? $"{b:N1} ({p.RoundsBehind} of {p.Runs.Count})" : "-");
                 }
                 else cells.AddRange([$"{p.PeakMegabytes:N1}", $"{p.PeakLiveMegabytes:N1}", $"{p.GcPauseMilliseconds:N1}"]);
                 table.AddRow(cells.ToArray());
