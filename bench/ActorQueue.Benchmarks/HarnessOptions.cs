@@ -30,7 +30,8 @@ internal sealed record HarnessOptions
 
         Usage: dotnet run -c Release --project bench/ActorQueue.Benchmarks -- [options]
 
-          --quick            quick mode: N = 1M, slow consumers at 1M and 2M, growth to 1M, MassTransit at 20k
+          --quick            quick mode (about 5 minutes on 2 cores, U1-U4 about 1.5 of them): N = 1M, slow consumers
+                             at 1M and 2M, growth to 1M, MassTransit at 20k
           --full             full mode (the default): slow consumers at 1M and 10M, growth to 10M, MassTransit at 100k
           --n <count>        messages per run in scenarios 1 and 2 (default 1000000)
           --user-n <count>   messages per run in scenarios U1-U3 (default 1000000; MassTransit, at about 30k msgs/s,
