@@ -6,10 +6,11 @@ namespace ActorQueue.Benchmarks;
 internal sealed record PeerSummary(
     string Peer, string Description, long Messages, double Rate, double MedianMessagesPerSecond, double MinMessagesPerSecond,
     double MaxMessagesPerSecond, double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, double GcPauseMilliseconds,
-    Latency? Latency, Latency? Stalls, int Failed, IReadOnlyList<RunResult> Runs);
+    Latency? Latency, Latency? Stalls, int Failed, IReadOnlyList<RunResult> Runs, double? MaxBacklogMilliseconds = null, int RoundsBehind = 0);
 
-/// <summary>A scenario's results: every peer on the same work.</summary>
-internal sealed record ScenarioResult(string Id, string Title, string Shape, int Capacity, string Work, IReadOnlyList<PeerSummary> Peers)
+/// <summary>A scenario's results: every peer on the same work, compared with the <paramref name="Reference"/> peer.</summary>
+internal sealed record ScenarioResult(string Id, string Title, string Shape, int Capacity, string Work, IReadOnlyList<PeerSummary> Peers,
+    string Reference = Harness.ActorQueueName)
 {
     public PeerSummary? Find(string peer) => Peers.FirstOrDefault(p => p.Peer == peer);
 }
@@ -28,14 +29,35 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private readonly Peer _rawSqlite = new SqliteCeilingPeer();
     private readonly Peer _persistAll = new PersistAllPeer();
     private readonly Peer _durableDelivery = new DeliveryPeer(durable: true);
+    private readonly Peer _client = ClientPeer.Default();
+    private readonly Peer _clientTuned = ClientPeer.Tuned(options.Capacity);
+    private readonly Peer _clientBatched = ClientPeer.Batched(UserBatch);
+    private readonly Peer _userChannel = new ChannelWritersPeer();
+    private readonly Peer _hosted = new HostedClientPeer();
+    private readonly Peer _channelService = new ChannelServicePeer();
+    private readonly Peer _massTransit = new MassTransitPeer();
 
     public const string ActorQueueName = "ActorQueue";
+
+    /// <summary>The user-path scenarios' shape: writer tasks, and readers (or handlers at once) on the consuming side.</summary>
+    private static readonly Shape UserShape = new(8, 4);
+
+    /// <summary>Messages per EnqueueManyAsync in U2.</summary>
+    public const int UserBatch = 100;
+
+    /// <summary>Forced live-heap samples per run in scenario 3 (every tenth of the run's messages).</summary>
+    private const int LiveHeapSamples = 9;
 
     public async Task<List<ScenarioResult>> RunAsync()
     {
         var all = new[] { _actorQueue, _viaProducerActor, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel };
         // Scenario 6 warms its own peers up; the in-memory ones only when an in-memory scenario runs.
-        if (options.Scenarios.Any(k => k <= 5)) await WarmUpAsync(all);
+        if (options.Scenarios.Any(k => k <= 5))
+        {
+            await WarmUpAsync(all, new Shape(1, 1),
+                p => p == _delivery ? Math.Min(options.WarmupMessages, 20_000) : options.WarmupMessages,
+                p => p == _delivery ? Math.Min(options.DeliveryMessages, 200_000) : Math.Max(options.WarmupMessages, options.Messages));
+        }
         var results = new List<ScenarioResult>();
         var one = new Shape(1, 1);
         var s = options.Scenarios;
@@ -55,21 +77,11 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
         {
             var slow = options.Mode == "quick" ? new[] { _actorQueue, _rawTell, _channel } : new[] { _actorQueue, _rawTell, _creditWindow, _channel };
             foreach (var n in options.SlowConsumerMessages)
-                results.Add(await RunScenarioAsync($"3 ({Count(n)})", $"slow consumer ({options.SlowWork.TotalMicroseconds:0} us of work per message), N = {Count(n)}: peak memory", one, slow, _ => n, options.SlowWork));
+                results.Add(await RunScenarioAsync($"3 ({Count(n)})", $"slow consumer ({options.SlowWork.TotalMicroseconds:0} us of work per message), N = {Count(n)}: peak memory", one, slow, _ => n, options.SlowWork,
+                    liveHeapSamples: LiveHeapSamples));
         }
         if (s.Contains(4) && first is not null)
-        {
-            var paced = new[] { _actorQueue, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel }
-                .Where(p => options.LatencyRate is not { } r || (first.Find(p.Name)?.MedianMessagesPerSecond ?? 0) >= 1.5 * r).ToArray();
-            if (options.LatencyRate is { } fixedRate)
-                log.WriteLine($"Scenario 4 at {fixedRate:N0} msgs/s leaves out the peers whose scenario-1 rate is below 1.5 times that.");
-            // The paced path (pacer, histogram) has not run yet: one throwaway paced run each, so round 1 is not cold.
-            foreach (var peer in paced)
-                await Measurement.RunAsync(peer, new RunSpec(one, options.Capacity, (long)(PacedRate(first, peer) / 4), TimeSpan.Zero, PacedRate(first, peer)), -1, Timeout(options.Messages, TimeSpan.Zero));
-            var at = options.LatencyRate is { } r ? $"{r:N0} msgs/s for every peer" : "half each peer's scenario-1 rate";
-            results.Add(await RunScenarioAsync("4", $"latency emit -> handler at {at}, {options.LatencyDuration.TotalSeconds:0.#} s", one, paced,
-                p => (long)Math.Max(1000, PacedRate(first, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => PacedRate(first, p)));
-        }
+            results.Add(await LatencyScenarioAsync("4", "emit -> handler", one, first, [_actorQueue, _rawTell, _creditWindow, _delivery, _sourceQueue, _channel]));
         if (s.Contains(6))
         {
             // Durable: each run on a fresh SQLite file; a few throwaway runs first, the store's code being cold.
@@ -89,7 +101,64 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             foreach (var n in options.GrowthMessages)
                 results.Add(await RunScenarioAsync($"5 ({Count(n)})", $"throughput as N grows, N = {Count(n)}", one, growth, _ => n, TimeSpan.Zero));
         }
+        if (s.Overlaps([HarnessOptions.U1, HarnessOptions.U2, HarnessOptions.U3, HarnessOptions.U4])) results.AddRange(await UserPathsAsync());
         return results;
+    }
+
+    // The user paths: writer tasks awaiting the client (or the peer's own write) per message, in a fresh system or host
+    // per run. They warm up on their own shape, the code being different from the actor peers'.
+    private async Task<List<ScenarioResult>> UserPathsAsync()
+    {
+        var s = options.Scenarios;
+        var u1 = new[] { _client, _clientTuned, _userChannel };
+        var u2 = new[] { _clientBatched, _userChannel };
+        var u3 = new[] { _hosted, _channelService, _massTransit };
+        var peers = new List<Peer>();
+        if (s.Contains(HarnessOptions.U1)) peers.AddRange(u1);
+        if (s.Contains(HarnessOptions.U2)) peers.AddRange(u2);
+        if (s.Contains(HarnessOptions.U3)) peers.AddRange(u3);
+        await WarmUpAsync(peers.Distinct().ToList(), UserShape, p => Math.Max(1, Math.Min(options.WarmupMessages, UserMessages(p) / 4)), UserMessages);
+        var results = new List<ScenarioResult>();
+        const string writers = "8 writers await";
+        ScenarioResult? first = null;
+        if (s.Contains(HarnessOptions.U1))
+        {
+            first = await RunScenarioAsync("U1", $"user path: {writers} IQueueClient.EnqueueAsync -> queue -> one consumer (StartConsumerAsync), handler completing at once; " +
+                                                 "Channel: 8 WriteAsync writers, 4 readers", UserShape, u1, UserMessages, TimeSpan.Zero, reference: ClientPeer.DefaultName);
+            results.Add(first);
+        }
+        if (s.Contains(HarnessOptions.U2))
+        {
+            results.Add(await RunScenarioAsync("U2", $"user path: {writers} IQueueClient.EnqueueManyAsync of {UserBatch} -> queue -> one consumer; Channel: 8 WriteAsync writers, 4 readers",
+                UserShape, u2, UserMessages, TimeSpan.Zero, reference: _clientBatched.Name));
+        }
+        if (s.Contains(HarnessOptions.U3))
+        {
+            results.Add(await RunScenarioAsync("U3", $"hosting path: {writers} the IQueueClient from AddQueueClient -> WithQueueConsumer<THandler> (a scope per message), " +
+                                                 $"against Channel + BackgroundService and MassTransit in-memory (N = {Count(options.MassTransitMessages)} for MassTransit)",
+                UserShape, u3, UserMessages, TimeSpan.Zero, reference: HostedClientPeer.PeerName));
+        }
+        if (s.Contains(HarnessOptions.U4) && first is not null)
+            results.Add(await LatencyScenarioAsync("U4", "EnqueueAsync -> handler start", UserShape, first, u1, ClientPeer.DefaultName));
+        return results;
+    }
+
+    private long UserMessages(Peer peer) => peer == _massTransit ? options.MassTransitMessages : options.UserMessages;
+
+    // Scenario 4 and U4: each peer paced at half its own rate in the scenario given, or every peer at --latency-rate.
+    private async Task<ScenarioResult> LatencyScenarioAsync(string id, string what, Shape shape, ScenarioResult rates, Peer[] candidates,
+        string reference = ActorQueueName)
+    {
+        var paced = candidates
+            .Where(p => options.LatencyRate is not { } r || (rates.Find(p.Name)?.MedianMessagesPerSecond ?? 0) >= 1.5 * r).ToArray();
+        if (options.LatencyRate is { } fixedRate)
+            log.WriteLine($"Scenario {id} at {fixedRate:N0} msgs/s leaves out the peers whose scenario-{rates.Id} rate is below 1.5 times that.");
+        // The paced path (pacer, histogram) has not run yet: one throwaway paced run each, so round 1 is not cold.
+        foreach (var peer in paced)
+            await Measurement.RunAsync(peer, new RunSpec(shape, options.Capacity, (long)(PacedRate(rates, peer) / 4), TimeSpan.Zero, PacedRate(rates, peer)), -1, Timeout(options.Messages, TimeSpan.Zero));
+        var at = options.LatencyRate is { } r ? $"{r:N0} msgs/s for every peer" : $"half each peer's scenario-{rates.Id} rate";
+        return await RunScenarioAsync(id, $"latency {what} at {at}, {options.LatencyDuration.TotalSeconds:0.#} s", shape, paced,
+            p => (long)Math.Max(1000, PacedRate(rates, p) * options.LatencyDuration.TotalSeconds), TimeSpan.Zero, p => PacedRate(rates, p), reference: reference);
     }
 
     // A durable queue filled with N messages (no consumer), its actor system stopped, then a new one started on the
@@ -110,7 +179,7 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
         return new ScenarioResult("6 (recovery)", $"durable: recovery of {Count(messages)} held messages (rate = messages / seconds to recover)", "1x0", (int)messages + 1, "none", [summary]);
     }
 
-    // Scenario 4 paces each peer at half its own scenario-1 rate, or every peer at --latency-rate.
+    // Scenarios 4 and U4 pace each peer at half its own rate in scenario 1 or U1, or every peer at --latency-rate.
     private double PacedRate(ScenarioResult first, Peer peer) => options.LatencyRate is { } fixedRate ? fixedRate :
         first.Find(peer.Name) is { MedianMessagesPerSecond: > 0 } p ? p.MedianMessagesPerSecond / 2 : 10_000;
 
@@ -121,10 +190,10 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     // agree within 20% (at most 40 rounds). Short rounds can agree while the code is still unoptimised (each new
     // ActorSystem compiles something, so the quiet moment may never come), so each peer then does one long round,
     // during which nothing new is compiled.
-    private async Task WarmUpAsync(IReadOnlyList<Peer> peers)
+    private async Task WarmUpAsync(IReadOnlyList<Peer> peers, Shape shape, Func<Peer, long> messages, Func<Peer, long> longMessages)
     {
-        if (options.WarmupRounds == 0) return;
-        log.WriteLine($"Warming up: at least {options.WarmupRounds} throwaway rounds of {Count(options.WarmupMessages)} per peer, in turns, until steady");
+        if (options.WarmupRounds == 0 || peers.Count == 0) return;
+        log.WriteLine($"Warming up [{shape}]: at least {options.WarmupRounds} throwaway rounds of {Count(messages(peers[0]))} per peer, in turns, until steady");
         var rates = peers.ToDictionary(p => p, _ => new List<double>());
         var failed = new HashSet<Peer>();
         for (var round = 0; round < 40; round++)
@@ -133,8 +202,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             if (pending.Count == 0) break;
             foreach (var peer in pending)
             {
-                var n = peer == _delivery ? Math.Min(options.WarmupMessages, 20_000) : options.WarmupMessages;
-                var result = await Measurement.RunAsync(peer, new RunSpec(new Shape(1, 1), options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
+                var n = messages(peer);
+                var result = await Measurement.RunAsync(peer, new RunSpec(shape, options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
                 if (result.Completed) rates[peer].Add(result.MessagesPerSecond);
                 else
                 {
@@ -145,8 +214,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
         }
         foreach (var peer in peers.Where(p => !failed.Contains(p)))
         {
-            var n = peer == _delivery ? Math.Min(options.DeliveryMessages, 200_000) : Math.Max(options.WarmupMessages, options.Messages);
-            var result = await Measurement.RunAsync(peer, new RunSpec(new Shape(1, 1), options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
+            var n = longMessages(peer);
+            var result = await Measurement.RunAsync(peer, new RunSpec(shape, options.Capacity, n, TimeSpan.Zero), -1, Timeout(n, TimeSpan.Zero));
             if (result.Completed) rates[peer].Add(result.MessagesPerSecond);
             else log.WriteLine($"  long warm-up round of {peer.Name} failed: {result.Error}");
         }
@@ -163,7 +232,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     }
 
     private async Task<ScenarioResult> RunScenarioAsync(
-        string id, string title, Shape shape, IReadOnlyList<Peer> candidates, Func<Peer, long> messages, TimeSpan work, Func<Peer, double>? rate = null)
+        string id, string title, Shape shape, IReadOnlyList<Peer> candidates, Func<Peer, long> messages, TimeSpan work, Func<Peer, double>? rate = null,
+        int liveHeapSamples = 0, string reference = ActorQueueName)
     {
         var peers = candidates.Where(p => p.Supports(shape)).ToList();
         log.WriteLine($"Scenario {id}: {title} [{shape}, capacity {options.Capacity}]");
@@ -173,18 +243,19 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             foreach (var peer in Order(peers, round))
             {
                 var n = messages(peer);
-                var spec = new RunSpec(shape, options.Capacity, n, work, rate?.Invoke(peer) ?? 0);
+                var spec = new RunSpec(shape, options.Capacity, n, work, rate?.Invoke(peer) ?? 0, liveHeapSamples);
                 var result = await Measurement.RunAsync(peer, spec, round, Timeout(n, work));
                 runs[peer].Add(result);
                 log.WriteLine(result.Completed
                     ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak {result.PeakLiveMegabytes,8:N1} MB live {result.Collections,4} GCs {result.GcPauseMilliseconds,6:N1} ms GC {result.CpuUtilization,5:N2} cores" +
                       (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "") +
-                      (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "")
+                      (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "") +
+                      (result.BacklogMilliseconds is { } b ? $"  backlog max {b:N1} ms{(result.FellBehind ? ": fell behind the pace" : "")}" : "")
                     : $"  round {round + 1}: {peer.Name,-28} FAILED: {result.Error}");
             }
         }
         var summaries = peers.Select(p => Summarize(p, messages(p), rate?.Invoke(p) ?? 0, runs[p])).ToList();
-        return new ScenarioResult(id, title, shape.ToString(), options.Capacity, work == TimeSpan.Zero ? "none" : $"{work.TotalMicroseconds:0} us spin per message", summaries);
+        return new ScenarioResult(id, title, shape.ToString(), options.Capacity, work == TimeSpan.Zero ? "none" : $"{work.TotalMicroseconds:0} us spin per message", summaries, reference);
     }
 
     // Rotates the start each round and reverses every other round, so no peer always runs first or after the same one.
@@ -203,7 +274,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
             Median(ok.Select(r => r.MessagesPerSecond)), ok.Count > 0 ? ok.Min(r => r.MessagesPerSecond) : 0,
             ok.Count > 0 ? ok.Max(r => r.MessagesPerSecond) : 0, Median(ok.Select(r => r.BytesPerMessage)),
             Median(ok.Select(r => r.PeakMegabytes)), Median(ok.Select(r => r.PeakLiveMegabytes)), Median(ok.Select(r => r.GcPauseMilliseconds)),
-            latency, stalls, runs.Count - ok.Count, runs);
+            latency, stalls, runs.Count - ok.Count, runs,
+            ok.Any(r => r.BacklogMilliseconds is not null) ? ok.Max(r => r.BacklogMilliseconds ?? 0) : null, ok.Count(r => r.FellBehind));
     }
 
     // Each percentile's median over the rounds, and the highest maximum.

@@ -12,10 +12,22 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
     double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
-    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error);
+    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error, double? BacklogMilliseconds = null)
+{
+    /// <summary>
+    /// A paced run whose backlog (messages emitted and not yet handled, in milliseconds of its pace) grew past twice the
+    /// platform's worst stall, and past 1 ms: a stall leaves any peer that far behind, a peer with room to spare
+    /// catches up within it, and one paced at its limit does not. Its latency tail is then mostly that wait.
+    /// </summary>
+    public bool FellBehind => BacklogMilliseconds is { } b && b > Math.Max(1, 2 * (Stalls?.Max ?? 0) / 1000);
+}
 
-/// <summary>What one run does: how many messages through which shape, with how much work, at what rate.</summary>
-internal sealed record RunSpec(Shape Shape, int Capacity, long Messages, TimeSpan Work, double Rate = 0);
+/// <summary>
+/// What one run does: how many messages through which shape, with how much work, at what rate. With
+/// <paramref name="LiveHeapSamples"/> above 0 the live heap is measured that many times, evenly by messages handled,
+/// each time by a full blocking collection whose time is taken out of the run's (see <see cref="MemorySampler"/>).
+/// </summary>
+internal sealed record RunSpec(Shape Shape, int Capacity, long Messages, TimeSpan Work, double Rate = 0, int LiveHeapSamples = 0);
 
 /// <summary>Runs a peer once on a spec and measures it: time, allocation, peak heap and, when paced, latency.</summary>
 internal static class Measurement
@@ -30,20 +42,24 @@ internal static class Measurement
             run = await peer.StartAsync(new RunContext(spec.Shape, spec.Capacity, probe));
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
+            // Again: what the finalizers let go of (the last run's system) would otherwise count in the baseline, and
+            // a live sample taken after it is collected would come out below the baseline.
+            GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             var baseline = GC.GetTotalMemory(forceFullCollection: false);
             var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
             var collectionsBefore = GC.CollectionCount(0);
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var pauseBefore = GC.GetTotalPauseDuration();
             // Paced runs measure latency, and beside it the platform's own stalls rather than the heap.
-            using var sampler = spec.Rate > 0 ? null : new MemorySampler();
+            using var sampler = spec.Rate > 0 ? null : new MemorySampler(probe, spec.Messages, spec.LiveHeapSamples);
             using var stalls = spec.Rate > 0 ? new StallMeter() : null;
             using var pacing = new CancellationTokenSource();
             var started = Stopwatch.GetTimestamp();
             Thread? pacer = null;
+            long backlog = 0;
             if (spec.Rate > 0)
             {
-                pacer = new Thread(() => Pace(run, spec.Messages, spec.Rate, pacing.Token)) { IsBackground = true, Name = "pacer" };
+                pacer = new Thread(() => backlog = Pace(run, probe, spec.Messages, spec.Rate, pacing.Token)) { IsBackground = true, Name = "pacer" };
                 pacer.Start();
             }
             else
@@ -51,22 +67,29 @@ internal static class Measurement
                 run.Emit(spec.Messages, 0);
             }
             var completed = await Task.WhenAny(probe.Completed, Task.Delay(timeout)) == probe.Completed;
-            var seconds = Stopwatch.GetElapsedTime(started).TotalSeconds;
+            var elapsed = Stopwatch.GetElapsedTime(started);
+            var cpuTime = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             var collections = GC.CollectionCount(0) - collectionsBefore;
             var pause = GC.GetTotalPauseDuration() - pauseBefore;
-            // Cores kept busy on average: 2.0 on a 2-core machine means the run was CPU-bound.
-            var cpu = (Process.GetCurrentProcess().TotalProcessorTime - cpuBefore).TotalSeconds / seconds;
             await pacing.CancelAsync();
             pacer?.Join();
             var platform = stalls?.Stop();
-            var (peakHeap, peakLive) = sampler?.Stop() ?? (GC.GetTotalMemory(false), GC.GetTotalMemory(false));
+            var memory = sampler?.Stop() ?? MemorySampler.Sample.None;
+            // The sampler's own collections are not the peer's: their time, pauses and count come off the run's.
+            var seconds = (elapsed - memory.ForcedTime).TotalSeconds;
+            collections -= memory.ForcedCollections;
+            pause -= memory.ForcedPause;
+            // Cores kept busy on average: 2.0 on a 2-core machine means the run was CPU-bound.
+            var cpu = (cpuTime - memory.ForcedTime).TotalSeconds / seconds;
+            var (peakHeap, peakLive) = sampler is null ? (GC.GetTotalMemory(false), GC.GetTotalMemory(false)) : (memory.Heap, memory.Live);
             var peak = Math.Max(0, peakHeap - baseline);
             var live = Math.Max(0, peakLive - baseline);
             var handled = completed ? spec.Messages : probe.Count;
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
                 (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram), platform,
-                completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled");
+                completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled",
+                spec.Rate > 0 ? backlog * 1000.0 / spec.Rate : null);
         }
         catch (Exception e)
         {
@@ -97,12 +120,14 @@ internal static class Measurement
 
     // Emits what is due every ~50 us (1 ms where short sleeps are not available), stamping each batch when it
     // is emitted, so latency counts every wait a message has after it was meant to be sent. Small steps keep a
-    // burst well below the queue's capacity even at millions of messages per second.
-    private static void Pace(IPeerRun run, long total, double rate, CancellationToken ct)
+    // burst well below the queue's capacity even at millions of messages per second. (On a 2-core virtual machine
+    // a 50 us sleep lasts about 100 us and the pacer alone keeps a fifth of a core busy.) Returns the largest
+    // backlog it saw: messages emitted and not yet handled.
+    private static long Pace(IPeerRun run, Probe probe, long total, double rate, CancellationToken ct)
     {
         if (OperatingSystem.IsLinux()) _ = prctl(PrSetTimerSlack, 1, 0, 0, 0); // 1 ns: wake when asked, not up to 50 us later
         var start = Stopwatch.GetTimestamp();
-        long sent = 0;
+        long sent = 0, maxBacklog = 0;
         while (sent < total && !ct.IsCancellationRequested)
         {
             var now = Stopwatch.GetTimestamp();
@@ -112,8 +137,10 @@ internal static class Measurement
                 run.Emit(due - sent, now);
                 sent = due;
             }
+            maxBacklog = Math.Max(maxBacklog, sent - probe.Count);
             Nap();
         }
+        return maxBacklog;
     }
 
     private static void Nap()
@@ -134,57 +161,105 @@ internal static class Measurement
 
 /// <summary>
 /// Samples the managed heap every millisecond on its own thread and keeps two peaks: the heap with its garbage
-/// (what the process holds at that moment) and the heap right after a collection during the run (what is live).
+/// (what the process holds at that moment) and the live heap.
 /// </summary>
+/// <remarks>
+/// The live heap is only known right after a full collection. Asked for live samples (scenario 3, whose target is the
+/// live heap), the sampler forces a full blocking, compacting collection each time another 1/(samples + 1) of the run's
+/// messages has been handled, so a run of 1M and one of 10M are sampled alike, at the same points of their progress,
+/// and reads the heap at once; the time those collections stop the process, their pauses and their count are reported
+/// so that the run leaves them out. Without live samples (the throughput scenarios, which forced collections would
+/// disturb) the live peak is, as before, the largest heap right after a collection during the run; a run that had no
+/// collection gets one forced once it has ended, rather than its heap with all its garbage.
+/// </remarks>
 internal sealed class MemorySampler : IDisposable
 {
     private readonly Thread _thread;
+    private readonly Probe _probe;
+    private readonly long _messages;
+    private readonly int _liveSamples;
     private readonly long _startIndex;
     private volatile bool _stopped;
     private long _peak;
-    private long _peakLive;
+    private long _peakLive = -1;
+    private int _taken;
+    private TimeSpan _forcedTime;
+    private TimeSpan _forcedPause;
+    private int _forcedCollections;
 
-    public MemorySampler()
+    /// <summary>What the sampler measured, in bytes, and what its own collections cost.</summary>
+    public readonly record struct Sample(long Heap, long Live, TimeSpan ForcedTime, TimeSpan ForcedPause, int ForcedCollections)
     {
+        public static Sample None => new(0, 0, TimeSpan.Zero, TimeSpan.Zero, 0);
+    }
+
+    /// <param name="probe">The run's probe, whose count says how far the run has got.</param>
+    /// <param name="messages">The messages the run handles.</param>
+    /// <param name="liveSamples">How many forced live-heap samples to take, evenly over the run; 0 for none.</param>
+    public MemorySampler(Probe probe, long messages, int liveSamples)
+    {
+        _probe = probe;
+        _messages = messages;
+        _liveSamples = liveSamples;
         _peak = GC.GetTotalMemory(false);
         _startIndex = GC.GetGCMemoryInfo(GCKind.Any).Index;
-        _thread = new Thread(Sample) { IsBackground = true, Name = "memory-sampler" };
+        _thread = new Thread(Run) { IsBackground = true, Name = "memory-sampler" };
         _thread.Start();
     }
 
-    /// <summary>
-    /// Stops sampling and returns the peak heap and the peak heap after a collection, in bytes; the latter is the
-    /// heap at the end when no collection happened during the run.
-    /// </summary>
-    public (long Heap, long Live) Stop()
+    /// <summary>Stops sampling and returns the peaks; see the remarks for how the live one is taken.</summary>
+    public Sample Stop()
     {
-        _stopped = true;
-        _thread.Join();
-        SampleOnce();
-        return (_peak, _peakLive > 0 ? _peakLive : GC.GetTotalMemory(false));
+        if (!_stopped)
+        {
+            _stopped = true;
+            _thread.Join();
+            SampleHeap();
+            if (_peakLive < 0)
+            {
+                // No collection during the run (nor a live sample, the run being too short): one now, after the timed
+                // part, so that live means live here too.
+                GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+                _peakLive = GC.GetTotalMemory(false);
+            }
+        }
+        return new Sample(_peak, Math.Max(0, _peakLive), _forcedTime, _forcedPause, _forcedCollections);
     }
 
-    private void Sample()
+    private void Run()
     {
         while (!_stopped)
         {
-            SampleOnce();
+            SampleHeap();
+            if (_taken < _liveSamples && _probe.Count >= (_taken + 1) * _messages / (_liveSamples + 1)) SampleLive();
             Thread.Sleep(1);
         }
     }
 
-    private void SampleOnce()
+    private void SampleHeap()
     {
         var now = GC.GetTotalMemory(false);
         if (now > _peak) _peak = now;
+        if (_liveSamples > 0) return;
         var info = GC.GetGCMemoryInfo(GCKind.Any);
         if (info.Index > _startIndex && info.HeapSizeBytes > _peakLive) _peakLive = info.HeapSizeBytes;
     }
 
-    public void Dispose()
+    private void SampleLive()
     {
-        if (!_stopped) Stop();
+        _taken++;
+        var pauseBefore = GC.GetTotalPauseDuration();
+        var collectionsBefore = GC.CollectionCount(0);
+        var started = Stopwatch.GetTimestamp();
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
+        var live = GC.GetTotalMemory(false);
+        _forcedTime += Stopwatch.GetElapsedTime(started);
+        _forcedPause += GC.GetTotalPauseDuration() - pauseBefore;
+        _forcedCollections += GC.CollectionCount(0) - collectionsBefore;
+        if (live > _peakLive) _peakLive = live;
     }
+
+    public void Dispose() => Stop();
 }
 
 /// <summary>

@@ -27,7 +27,7 @@ catch (ArgumentException e)
 
 var directory = options.OutputDirectory ?? DefaultOutputDirectory();
 Console.WriteLine($"ActorQueue benchmark, {options.Mode} mode: N = {Harness.Count(options.Messages)}, {options.Rounds} rounds, " +
-                  $"{options.WarmupRounds} warm-up rounds, scenarios {string.Join(",", options.Scenarios.Order())}");
+                  $"{options.WarmupRounds} warm-up rounds, scenarios {string.Join(",", options.Scenarios.Order().Select(HarnessOptions.ScenarioName))}");
 var started = DateTimeOffset.Now;
 var scenarios = await new Harness(options, Console.Out).RunAsync();
 var report = new BenchReport(started, options.Mode, Report.Machine(), options.Rounds, options.WarmupRounds, options.WarmupMessages,

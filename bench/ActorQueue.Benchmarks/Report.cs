@@ -66,6 +66,26 @@ internal static class Report
             var seconds = 100_000 / r.MedianMessagesPerSecond;
             targets.Add(new TargetResult("6 (recovery)", "seconds to recover 100k held messages", seconds, "<=", 5, seconds <= 5));
         }
+        var u1 = scenarios.FirstOrDefault(s => s.Id == "U1");
+        if (u1 is not null)
+        {
+            const string channel = Peers.ChannelWritersPeer.PeerName;
+            foreach (var client in new[] { Peers.ClientPeer.DefaultName, Peers.ClientPeer.TunedName })
+            {
+                Ratio(targets, u1, $"{client} / {channel}", channel, 0.5, client);
+                // The client may allocate twice what the channel does per message, plus a second copy of the message.
+                var bytes = u1.Find(client)?.BytesPerMessage ?? double.NaN;
+                var limit = 2 * (u1.Find(channel)?.BytesPerMessage ?? double.NaN) + Work.PayloadBytes;
+                targets.Add(new TargetResult("U1", $"{client} bytes allocated per message (<= 2x {channel}'s + the {Work.PayloadBytes} B message)", bytes, "<=", limit, bytes <= limit));
+            }
+        }
+        if (scenarios.FirstOrDefault(s => s.Id == "U2") is { } u2)
+            Ratio(targets, u2, $"{u2.Reference} / {Peers.ChannelWritersPeer.PeerName}", Peers.ChannelWritersPeer.PeerName, 1, u2.Reference);
+        if (scenarios.FirstOrDefault(s => s.Id == "U3") is { } u3)
+        {
+            Ratio(targets, u3, $"{u3.Reference} / {Peers.ChannelServicePeer.PeerName}", Peers.ChannelServicePeer.PeerName, 1, u3.Reference);
+            Ratio(targets, u3, $"{u3.Reference} / {Peers.MassTransitPeer.PeerName}", Peers.MassTransitPeer.PeerName, 10, u3.Reference);
+        }
         var s4 = scenarios.FirstOrDefault(s => s.Id == "4");
         if (s4?.Find(Aq)?.Latency is { } latency)
         {
@@ -77,9 +97,9 @@ internal static class Report
         return targets;
     }
 
-    private static void Ratio(List<TargetResult> targets, ScenarioResult s, string name, string peer, double threshold)
+    private static void Ratio(List<TargetResult> targets, ScenarioResult s, string name, string peer, double threshold, string of = Aq)
     {
-        var aq = s.Find(Aq)?.MedianMessagesPerSecond ?? 0;
+        var aq = s.Find(of)?.MedianMessagesPerSecond ?? 0;
         var other = s.Find(peer)?.MedianMessagesPerSecond ?? 0;
         var ratio = other > 0 ? aq / other : double.NaN;
         targets.Add(new TargetResult(s.Id, name, ratio, ">=", threshold, ratio >= threshold));
@@ -104,12 +124,12 @@ internal static class Report
         if (Console.IsOutputRedirected) AnsiConsole.Profile.Width = 180;
         foreach (var s in report.Scenarios)
         {
-            var aq = s.Find(Aq);
+            var aq = s.Find(s.Reference);
             var table = new Table().Title($"[bold]Scenario {Markup.Escape(s.Id)}[/]: {Markup.Escape(s.Title)} [grey]({s.Shape}, capacity {s.Capacity}, work: {s.Work})[/]");
             // Paced runs show the platform's stalls in place of the heap peaks, which matter for scenario 3.
             var paced = s.Peers.Any(p => p.Stalls is not null);
-            table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", "ActorQueue / peer", "B/msg");
-            if (paced) table.AddColumns("GC pause ms", "p50 / p99 / p99.9 us", "platform stalls p99 / p99.9 / max us");
+            table.AddColumns("Peer", "N", "msgs/s (median)", "min - max", $"{Markup.Escape(s.Reference)} / peer", "B/msg");
+            if (paced) table.AddColumns("GC pause ms", "p50 / p99 / p99.9 us", "platform stalls p99 / p99.9 / max us", "backlog max ms (rounds behind)");
             else table.AddColumns("peak heap MB", "peak live MB", "GC pause ms");
             foreach (var p in s.Peers)
             {
@@ -118,13 +138,14 @@ internal static class Report
                 {
                     Markup.Escape(p.Peer), Harness.Count(p.Messages), $"{p.MedianMessagesPerSecond:N0}",
                     $"{p.MinMessagesPerSecond:N0} - {p.MaxMessagesPerSecond:N0}" + (p.Failed > 0 ? $" [red]({p.Failed} failed)[/]" : ""),
-                    p.Peer == Aq ? "" : ratio, $"{p.BytesPerMessage:N1}",
+                    p.Peer == s.Reference ? "" : ratio, $"{p.BytesPerMessage:N1}",
                 };
                 if (paced)
                 {
                     cells.Add($"{p.GcPauseMilliseconds:N1}");
                     cells.Add(p.Latency is { } l ? $"{l.P50:N0} / {l.P99:N0} / {l.P999:N0}" : "-");
                     cells.Add(p.Stalls is { } st ? $"{st.P99:N0} / {st.P999:N0} / {st.Max:N0}" : "-");
+                    cells.Add(p.MaxBacklogMilliseconds is { } b ? $"{b:N1} ({p.RoundsBehind} of {p.Runs.Count})" : "-");
                 }
                 else cells.AddRange([$"{p.PeakMegabytes:N1}", $"{p.PeakLiveMegabytes:N1}", $"{p.GcPauseMilliseconds:N1}"]);
                 table.AddRow(cells.ToArray());

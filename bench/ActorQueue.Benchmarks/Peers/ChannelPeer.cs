@@ -44,7 +44,8 @@ internal sealed class ChannelPeer : Peer
         }
     }
 
-    private static async Task ConsumeAsync(ChannelReader<Work> reader, Probe probe, CancellationToken ct)
+    /// <summary>A reader: takes what is there, then waits for more.</summary>
+    internal static async Task ConsumeAsync(ChannelReader<Work> reader, Probe probe, CancellationToken ct)
     {
         while (await reader.WaitToReadAsync(ct))
             while (reader.TryRead(out var w)) probe.Handle(w);

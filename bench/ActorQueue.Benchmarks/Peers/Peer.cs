@@ -45,7 +45,8 @@ internal abstract class Peer
     /// <summary>A fresh ActorSystem with the same quiet configuration for every peer.</summary>
     protected static ActorSystem CreateSystem(string name) => ActorSystem.Create(name, BenchConfig);
 
-    private static readonly Config BenchConfig = ConfigurationFactory.ParseString("""
+    /// <summary>The quiet configuration of every peer's ActorSystem.</summary>
+    protected static readonly Config BenchConfig = ConfigurationFactory.ParseString("""
         akka.loglevel = WARNING
         akka.stdout-loglevel = WARNING
         akka.log-dead-letters = off
