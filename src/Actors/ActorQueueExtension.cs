@@ -79,6 +79,21 @@ public sealed class ActorQueueExtension : IExtension
     /// <param name="cancellationToken">Stops waiting for the guardian.</param>
     public async Task<IActorRef> StartConsumerAsync(string queueName, IQueueHandler handler, ConsumerSettings? settings = null, CancellationToken cancellationToken = default) =>
         (await Guardian.Ask<ConsumerStarted>(new StartConsumer(queueName, handler, settings), _askTimeout, cancellationToken).ConfigureAwait(false)).Consumer;
+
+    /// <summary>
+    /// Starts a supervised consumer whose typed handler gets each message as a <typeparamref name="T"/>; a delivery whose
+    /// message is not one is dead-lettered at once ("expected T, got U"), never retried.
+    /// </summary>
+    /// <typeparam name="T">The message type.</typeparam>
+    /// <param name="queueName">The queue.</param>
+    /// <param name="handler">The user code run for each message.</param>
+    /// <param name="settings">Its settings; null for actor-queue.consumer.</param>
+    /// <param name="cancellationToken">Stops waiting for the guardian.</param>
+    public Task<IActorRef> StartConsumerAsync<T>(string queueName, IQueueHandler<T> handler, ConsumerSettings? settings = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(handler);
+        return StartConsumerAsync(queueName, new TypedHandler<T>(queueName, handler), settings, cancellationToken);
+    }
 }
 
 /// <summary>Akka's provider for <see cref="ActorQueueExtension"/>.</summary>

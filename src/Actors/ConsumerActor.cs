@@ -277,9 +277,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _acks.Add(deliveryId);
             return;
         }
-        var reason = HandlerWorker.FailureOf(task);
-        _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, reason);
-        _queue.Tell(new Nack(deliveryId, null, reason));
+        var failure = HandlerWorker.FailureOf(task);
+        _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, failure.Reason);
+        _queue.Tell(failure.NackOf(deliveryId));
     }
 
     private void TrackAsync(long deliveryId, Task task, CancellationTokenSource cancellation)
@@ -313,10 +313,10 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             var id = w.DeliveryIdAt(i);
             if (failures is not null && f < failures.Count && failures[f].Index == i)
             {
-                var reason = failures[f++].Reason;
+                var failure = failures[f++].Failure;
                 if (id == w.TimedOutId) continue; // already nacked when it timed out
-                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, id, reason);
-                _queue.Tell(new Nack(id, null, reason));
+                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, id, failure.Reason);
+                _queue.Tell(failure.NackOf(id));
             }
             else if (id != w.TimedOutId) _acks.Add(id);
         }
@@ -515,7 +515,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         // Finished work not yet acked (gathered here, or finished by a slot or an async handler whose report is still
         // on its way) would otherwise become redeliveries, and unstarted work would count an attempt it never had.
         // Only what is running when we stop is the queue's to redeliver, as a suspect.
-        var failed = new List<(long DeliveryId, string Reason)>();
+        var failed = new List<(long DeliveryId, HandlerFailure Failure)>();
         foreach (var w in _workers)
         {
             w.TakeBackUnstarted(_buffer);
@@ -525,7 +525,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         foreach (var (id, r) in _asyncRunning)
             if (!r.TimedOut && r.Task.IsCompleted) Settle(id, r.Task);
         SendAcks();
-        foreach (var (id, reason) in failed) _queue.Tell(new Nack(id, null, reason));
+        foreach (var (id, failure) in failed) _queue.Tell(failure.NackOf(id));
         ProgressWatchdog.Forget(_inline);
         foreach (var r in _asyncRunning.Values)
         {

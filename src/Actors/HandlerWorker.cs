@@ -22,12 +22,12 @@ internal enum WorkerProgress : byte
 /// <see cref="To"/> (exclusive) have completed, successfully but for <see cref="Failures"/> (null when none), so a
 /// report allocates nothing per delivery.
 /// </summary>
-internal sealed class WorkerReport(HandlerWorker worker, int from, int to, List<(int Index, string Reason)>? failures, WorkerProgress progress, long elapsedTicks) : IInternalMessage
+internal sealed class WorkerReport(HandlerWorker worker, int from, int to, List<(int Index, HandlerFailure Failure)>? failures, WorkerProgress progress, long elapsedTicks) : IInternalMessage
 {
     public HandlerWorker Worker { get; } = worker;
     public int From { get; } = from;
     public int To { get; } = to;
-    public List<(int Index, string Reason)>? Failures { get; } = failures;
+    public List<(int Index, HandlerFailure Failure)>? Failures { get; } = failures;
     public WorkerProgress Progress { get; } = progress;
 
     /// <summary>Stopwatch ticks the reported handlers took, for the consumer's estimate of a handler's cost.</summary>
@@ -59,14 +59,14 @@ internal sealed class HandlerWorker
     // Each position's outcome once its handler has ended (Succeeded or Failed, written last), so a consumer that stops
     // can settle what was finished but not yet reported.
     private readonly int[] _outcomes = new int[MaxChunk];
-    private readonly string?[] _reasons = new string?[MaxChunk];
+    private readonly HandlerFailure?[] _reasons = new HandlerFailure?[MaxChunk];
     private const int Succeeded = 1;
     private const int Failed = 2;
     private int _count;
     private int _next;
     private int _heldUntil;
     private int _reported;
-    private List<(int Index, string Reason)>? _failures;
+    private List<(int Index, HandlerFailure Failure)>? _failures;
     // The delivery whose handler runs now, with its own token and start: a cancel can only ever reach that delivery.
     private Current? _current;
 
@@ -158,7 +158,7 @@ internal sealed class HandlerWorker
     /// whose report it has not taken, into <paramref name="succeeded"/> and <paramref name="failed"/>. A handler still
     /// running is left out: the queue redelivers it.
     /// </summary>
-    public void CollectFinishedUnreported(List<long> succeeded, List<(long DeliveryId, string Reason)> failed)
+    public void CollectFinishedUnreported(List<long> succeeded, List<(long DeliveryId, HandlerFailure Failure)> failed)
     {
         if (!Busy) return;
         for (var i = ProcessedUpTo; i < _heldUntil; i++)
@@ -168,7 +168,7 @@ internal sealed class HandlerWorker
             switch (Volatile.Read(ref _outcomes[i]))
             {
                 case Succeeded: succeeded.Add(id); break;
-                case Failed: failed.Add((id, _reasons[i] ?? "the handler failed")); break;
+                case Failed: failed.Add((id, _reasons[i] ?? new HandlerFailure("the handler failed", false))); break;
             }
         }
     }
@@ -214,9 +214,8 @@ internal sealed class HandlerWorker
         }
     }
 
-    /// <summary>Why a handler's completed task is not a success, as the nack's reason.</summary>
-    public static string FailureOf(Task task) =>
-        task.IsCanceled ? "the handler was cancelled" : $"the handler failed: {task.Exception?.GetBaseException().Message}";
+    /// <summary>Why a handler's completed task is not a success, for the nack.</summary>
+    public static HandlerFailure FailureOf(Task task) => HandlerFailure.Of(task);
 
     /// <summary>The delivery at position <paramref name="index"/> of the chunk a report is about (consumer only).</summary>
     public long DeliveryIdAt(int index) => _chunk[index].DeliveryId;

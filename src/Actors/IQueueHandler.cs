@@ -34,3 +34,38 @@ public static class QueueHandler
         public Task HandleAsync(Delivery delivery, CancellationToken cancellationToken) => handler(delivery, cancellationToken);
     }
 }
+
+/// <summary>
+/// Thrown by a handler for a message that can never be handled (a payload of the wrong type, a malformed one): the
+/// queue dead-letters it at once with this exception's type and message, instead of retrying it up to max-attempts.
+/// </summary>
+public sealed class UnprocessableMessageException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    /// <param name="message">Why the message can never be handled; kept with it in the dead-letter store.</param>
+    public UnprocessableMessageException(string message) : base(message) { }
+
+    /// <summary>Creates the exception with the error that shows the message cannot be handled.</summary>
+    /// <param name="message">Why the message can never be handled; kept with it in the dead-letter store.</param>
+    /// <param name="innerException">The error that shows it.</param>
+    public UnprocessableMessageException(string message, Exception innerException) : base(message, innerException) { }
+}
+
+/// <summary>Why a handler's delivery failed, as the consumer reports it to the queue.</summary>
+/// <param name="Reason">The exception's type and message (kept with the message if it is dead-lettered).</param>
+/// <param name="DeadLetter">The handler said the message can never be handled (<see cref="UnprocessableMessageException"/>).</param>
+internal readonly record struct HandlerFailure(string Reason, bool DeadLetter)
+{
+    /// <summary>The failure a completed, unsuccessful handler task stands for.</summary>
+    public static HandlerFailure Of(Task task)
+    {
+        if (task.IsCanceled) return new HandlerFailure("the handler was cancelled", false);
+        var e = task.Exception?.GetBaseException();
+        return e is null
+            ? new HandlerFailure("the handler failed", false)
+            : new HandlerFailure($"the handler failed: {e.GetType().FullName}: {e.Message}", e is UnprocessableMessageException);
+    }
+
+    /// <summary>The nack that reports this failure for <paramref name="deliveryId"/>.</summary>
+    public Nack NackOf(long deliveryId) => new(deliveryId, null, Reason, DeadLetter);
+}

@@ -482,6 +482,7 @@ internal sealed partial class QueueState
             var share = Math.Max(1, (_ready.Count + _redeliver.Count) / _hungry.Count);
             var take = Math.Min(c.Window - c.InFlight, share);
             var messages = new object[take];
+            var messageIds = new long[take];
             int[]? attempts = null;
             var first = _lastDeliveryId + 1;
             var deadline = now + _settings.AckTimeout;
@@ -489,6 +490,7 @@ internal sealed partial class QueueState
             {
                 var m = Deliver(c, NextReady().MessageId, deadline, isolated: false, now);
                 messages[i] = m.Message;
+                messageIds[i] = m.MessageId;
                 if (m.Attempts != 1)
                 {
                     // Only batches with redeliveries in them carry attempt numbers.
@@ -500,7 +502,7 @@ internal sealed partial class QueueState
                     attempts[i] = m.Attempts;
                 }
             }
-            output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(first, messages, attempts)));
+            output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(first, messages, attempts, messageIds)));
             // Delivering drops a consumer from _hungry when its window is full.
             if (_hungryCursor < _hungry.Count && ReferenceEquals(_hungry[_hungryCursor], c)) _hungryCursor++;
         }
@@ -517,7 +519,7 @@ internal sealed partial class QueueState
             if (c.InFlight == 0)
             {
                 var m = Deliver(c, _suspects.PeekFront().MessageId, now + _settings.AckTimeout, isolated: true, now);
-                output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(_lastDeliveryId, [m.Message], m.Attempts == 1 ? null : [m.Attempts])));
+                output.Add(new ConsumerDispatch(c.Id, new DeliveryBatch(_lastDeliveryId, [m.Message], m.Attempts == 1 ? null : [m.Attempts], [m.MessageId])));
                 continue;
             }
             reserved |= c.Reserved;
@@ -587,16 +589,21 @@ internal sealed partial class QueueState
         Record(static (f, t) => new DeliveriesAcked(f, t), from, to);
     }
 
-    /// <summary>Retries the delivery after <paramref name="delay"/> (backoff with jitter when null), or dead-letters it.</summary>
-    public SettleError? Nack(int consumerId, long deliveryId, TimeSpan? delay, string? reason, TimeSpan now, out NackOutcome outcome)
+    /// <summary>
+    /// Retries the delivery after <paramref name="delay"/> (backoff with jitter when null), or dead-letters it: after
+    /// max-attempts, or at once when <paramref name="deadLetter"/> (its handler says it can never succeed).
+    /// </summary>
+    public SettleError? Nack(int consumerId, long deliveryId, TimeSpan? delay, string? reason, TimeSpan now, out NackOutcome outcome, bool deadLetter = false)
     {
         outcome = default;
         var error = CheckHolder(consumerId, deliveryId);
         if (error is not null) return error;
         var d = _inFlight[deliveryId];
-        if (d.Message.Attempts >= _settings.MaxAttempts)
+        if (deadLetter || d.Message.Attempts >= _settings.MaxAttempts)
         {
-            var why = $"nacked on attempt {d.Message.Attempts} of {_settings.MaxAttempts}: {reason ?? "no reason given"}";
+            var why = deadLetter
+                ? $"refused by its handler on attempt {d.Message.Attempts}, not to be retried: {reason ?? "no reason given"}"
+                : $"nacked on attempt {d.Message.Attempts} of {_settings.MaxAttempts}: {reason ?? "no reason given"}";
             DeadLetter(deliveryId, why, now, nacked: true);
             outcome = NackOutcome.DeadLettered;
             return null;

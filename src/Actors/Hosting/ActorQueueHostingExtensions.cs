@@ -76,7 +76,27 @@ public static class ActorQueueHostingExtensions
     /// <param name="prefetch">Deliveries asked for ahead; null for actor-queue.consumer.prefetch.</param>
     /// <param name="instances">How many consumers to start.</param>
     public static AkkaConfigurationBuilder WithQueueConsumer<THandler>(this AkkaConfigurationBuilder builder, string queueName,
-        int? concurrency = null, int? prefetch = null, int instances = 1) where THandler : class, IQueueHandler
+        int? concurrency = null, int? prefetch = null, int instances = 1) where THandler : class, IQueueHandler =>
+        WithScopedConsumer<THandler>(builder, queueName, concurrency, prefetch, instances, scopes => new ScopedHandler<THandler>(scopes));
+
+    /// <summary>
+    /// Starts a consumer of <paramref name="queueName"/> whose typed handler is resolved from the service provider for
+    /// each message, in a scope of its own (register <typeparamref name="THandler"/> as scoped or transient). A delivery
+    /// whose message is not a <typeparamref name="T"/> is dead-lettered at once ("expected T, got U"), never retried.
+    /// </summary>
+    /// <typeparam name="THandler">The handler type.</typeparam>
+    /// <typeparam name="T">The message type.</typeparam>
+    /// <param name="builder">The Akka builder.</param>
+    /// <param name="queueName">The queue (created from HOCON if it does not exist yet).</param>
+    /// <param name="concurrency">Handlers at once; null for actor-queue.consumer.concurrency.</param>
+    /// <param name="prefetch">Deliveries asked for ahead; null for actor-queue.consumer.prefetch.</param>
+    /// <param name="instances">How many consumers to start.</param>
+    public static AkkaConfigurationBuilder WithQueueConsumer<THandler, T>(this AkkaConfigurationBuilder builder, string queueName,
+        int? concurrency = null, int? prefetch = null, int instances = 1) where THandler : class, IQueueHandler<T> =>
+        WithScopedConsumer<THandler>(builder, queueName, concurrency, prefetch, instances, scopes => new ScopedTypedHandler<THandler, T>(queueName, scopes));
+
+    private static AkkaConfigurationBuilder WithScopedConsumer<THandler>(AkkaConfigurationBuilder builder, string queueName,
+        int? concurrency, int? prefetch, int instances, Func<IServiceScopeFactory, IQueueHandler> handlerFor) where THandler : class
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(queueName);
@@ -94,7 +114,7 @@ public static class ActorQueueHostingExtensions
             var scopes = resolver.GetService<IServiceScopeFactory>();
             // Fail start-up, not every delivery, when the handler is not registered.
             using (var scope = scopes.CreateScope()) scope.ServiceProvider.GetRequiredService<THandler>();
-            var handler = new ScopedHandler<THandler>(scopes);
+            var handler = handlerFor(scopes);
             for (var i = 0; i < instances; i++)
                 await extension.StartConsumerAsync(queueName, handler, settings).ConfigureAwait(false);
         });
@@ -117,6 +137,31 @@ public static class ActorQueueHostingExtensions
             new QueueClient<T>(sp.GetRequiredService<ActorSystem>, queueName, options));
         services.TryAddSingleton(sp => sp.GetRequiredKeyedService<IQueueClient<T>>(queueName));
         return services;
+    }
+
+    /// <summary>
+    /// Resolves a fresh typed handler in its own scope for each message; a message of the wrong type is refused before a
+    /// scope is created. The scope is the only allocation it adds per message.
+    /// </summary>
+    private sealed class ScopedTypedHandler<THandler, T>(string queueName, IServiceScopeFactory scopes) : IQueueHandler where THandler : class, IQueueHandler<T>
+    {
+        public Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken) =>
+            delivery.Message is T message
+                ? HandleAsync(message, new DeliveryContext(queueName, delivery.MessageId, delivery.DeliveryId, delivery.Attempt), cancellationToken)
+                : Task.FromException(TypedHandler<T>.Mismatch(delivery.Message));
+
+        private async Task HandleAsync(T message, DeliveryContext context, CancellationToken cancellationToken)
+        {
+            var scope = scopes.CreateAsyncScope();
+            try
+            {
+                await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(message, context, cancellationToken).ConfigureAwait(false);
+            }
+            finally
+            {
+                await scope.DisposeAsync().ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Resolves a fresh handler in its own scope for each delivery.</summary>

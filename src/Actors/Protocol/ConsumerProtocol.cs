@@ -36,7 +36,12 @@ public sealed record ConsumerRegistered(string QueueName, TimeSpan AckTimeout, l
 /// <param name="DeliveryId">Id to settle this delivery with (unique per delivery, so redeliveries get new ids).</param>
 /// <param name="Message">The payload.</param>
 /// <param name="Attempt">1 for the first delivery of this message; above 1 means it may have been seen before.</param>
-public readonly record struct Delivery(long DeliveryId, object Message, int Attempt);
+/// <param name="MessageId">
+/// The message's own id in its queue: the same in every redelivery, across restarts of a durable queue and in the
+/// dead-letter store (where <see cref="RedriveDeadLetter"/> takes it), so an idempotent handler can key on it. 0 when
+/// the sender of the delivery did not say.
+/// </param>
+public readonly record struct Delivery(long DeliveryId, object Message, int Attempt, long MessageId = 0);
 
 /// <summary>
 /// Deliveries for one consumer, sent together to save messages: their ids run from <paramref name="FirstDeliveryId"/>
@@ -45,7 +50,8 @@ public readonly record struct Delivery(long DeliveryId, object Message, int Atte
 /// <param name="FirstDeliveryId">The id of the first delivery; the i-th has id FirstDeliveryId + i.</param>
 /// <param name="Messages">The payloads, in queue order.</param>
 /// <param name="Attempts">Each delivery's attempt number, or null when every one is a first attempt.</param>
-public sealed record DeliveryBatch(long FirstDeliveryId, object[] Messages, int[]? Attempts = null) : IConsumerReply
+/// <param name="MessageIds">Each delivery's message id (see <see cref="Delivery.MessageId"/>), or null when not known.</param>
+public sealed record DeliveryBatch(long FirstDeliveryId, object[] Messages, int[]? Attempts = null, long[]? MessageIds = null) : IConsumerReply
 {
     /// <summary>The payloads in queue order; never null.</summary>
     public object[] Messages { get; init; } = Messages ?? throw new ArgumentNullException(nameof(Messages));
@@ -59,7 +65,8 @@ public sealed record DeliveryBatch(long FirstDeliveryId, object[] Messages, int[
 
     /// <summary>The delivery at <paramref name="index"/> (0-based, in queue order).</summary>
     /// <param name="index">From 0 to <see cref="Count"/> - 1.</param>
-    public Delivery this[int index] => new(FirstDeliveryId + index, Messages[index], Attempts is null ? 1 : Attempts[index]);
+    public Delivery this[int index] =>
+        new(FirstDeliveryId + index, Messages[index], Attempts is null ? 1 : Attempts[index], MessageIds is { } ids && index < ids.Length ? ids[index] : 0);
 
     /// <summary>The deliveries as a new array (allocates; the consumer's hot path uses the indexer).</summary>
     public Delivery[] ToArray()
@@ -114,7 +121,11 @@ public sealed record AckRange(long FromDeliveryId, long ToDeliveryId) : IConsume
 /// <param name="DeliveryId">The delivery being settled.</param>
 /// <param name="Delay">Delay before the retry (at most a day; longer is shortened to a day); null means the queue's backoff.</param>
 /// <param name="Reason">Why it failed; kept with the message if it ends in the dead-letter store.</param>
-public sealed record Nack(long DeliveryId, TimeSpan? Delay = null, string? Reason = null) : IConsumerCommand
+/// <param name="DeadLetter">
+/// True when the message can never be handled (a payload of the wrong type, malformed): it is dead-lettered at once
+/// with <paramref name="Reason"/>, whatever its attempt, instead of being retried.
+/// </param>
+public sealed record Nack(long DeliveryId, TimeSpan? Delay = null, string? Reason = null, bool DeadLetter = false) : IConsumerCommand
 {
     /// <summary>Delay before the retry (never negative); null means the queue's backoff.</summary>
     public TimeSpan? Delay { get; init; } = Delay is { } d && d < TimeSpan.Zero
