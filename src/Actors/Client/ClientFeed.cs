@@ -22,7 +22,7 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
     private int _taken;
     private int _unsettled;
     private int _accepted;
-    private EnqueueRejected? _rejected;
+    private Exception? _failure;
     private CancellationTokenRegistration _registration;
 
     public EnqueueCall(string queueName, int count, bool single, CancellationToken token)
@@ -64,9 +64,15 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
     /// <paramref name="refused"/>, when the feed closed under the call); those it took but has not sent are withdrawn by
     /// it (asked through <paramref name="feed"/>). Sent ones get their real answer.
     /// </summary>
-    public void Cancel(ClientFeed feed, EnqueueRejected? refused = null)
+    public void Cancel(ClientFeed feed, EnqueueRejected? refused = null) =>
+        CancelWith(feed, refused is null ? null : Exception(_queueName, refused));
+
+    /// <summary>Fails the call with <paramref name="failure"/> (its client could not connect): nothing more of it is taken.</summary>
+    public void Fail(ClientFeed feed, Exception failure) => CancelWith(feed, failure);
+
+    private void CancelWith(ClientFeed feed, Exception? failure)
     {
-        if (refused is not null) Interlocked.CompareExchange(ref _rejected, refused, null);
+        if (failure is not null) Interlocked.CompareExchange(ref _failure, failure, null);
         int taken;
         while (true)
         {
@@ -93,7 +99,8 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
     /// <summary>One of the call's messages was not enqueued: withdrawn before it was sent, or refused.</summary>
     public void NotAccepted(EnqueueRejected answer)
     {
-        if (answer.Reason != RejectReason.Withdrawn) Interlocked.CompareExchange(ref _rejected, answer, null);
+        if (answer.Reason != RejectReason.Withdrawn && Volatile.Read(ref _failure) is null)
+            Interlocked.CompareExchange(ref _failure, Exception(_queueName, answer), null);
         Settle(1);
     }
 
@@ -101,7 +108,7 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
     {
         if (Interlocked.Add(ref _unsettled, -count) != 0) return;
         _registration.Dispose();
-        if (_rejected is { } r) TrySetException(Exception(_queueName, r));
+        if (_failure is { } failure) TrySetException(failure);
         else if (_single && _accepted == 0) TrySetCanceled(_token.IsCancellationRequested ? _token : new CancellationToken(true));
         else TrySetResult(_accepted);
     }
@@ -206,6 +213,15 @@ internal sealed class ClientFeed
             if (!_channel.Reader.TryRead(out var item)) return;
             if (item.Call.TryTake()) take(item);
         }
+    }
+
+    /// <summary>
+    /// Takes out every item (only while no producer reads the feed: its client failed to connect) for
+    /// <paramref name="fail"/>.
+    /// </summary>
+    public void DrainUnread(Action<FeedItem> fail)
+    {
+        while (_channel.Reader.TryRead(out var item)) fail(item);
     }
 
     /// <summary>

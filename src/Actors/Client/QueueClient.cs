@@ -54,23 +54,15 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     {
         ArgumentNullException.ThrowIfNull(message);
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled(cancellationToken);
-        var connecting = ConnectedAsync(cancellationToken);
-        return connecting.IsCompletedSuccessfully ? Enqueue(message, cancellationToken) : EnqueueWhenConnectedAsync(connecting, message, cancellationToken);
-    }
-
-    private async Task EnqueueWhenConnectedAsync(Task<Connection> connecting, T message, CancellationToken cancellationToken)
-    {
-        await connecting.ConfigureAwait(false);
-        await Enqueue(message, cancellationToken).ConfigureAwait(false);
-    }
-
-    // One message, one call: appended to the feed; the call completes when the queue has accepted it.
-    private Task Enqueue(T message, CancellationToken cancellationToken)
-    {
+        if (_disposing) return Task.FromException(Closing());
+        // One message, one call, appended to the buffer in call order (connected or not); the call completes when the
+        // queue has accepted it.
         var call = new EnqueueCall(QueueName, 1, single: true, cancellationToken);
         call.WatchCancellation(_feed);
         var written = _feed.WriteAsync(new FeedItem(message, call), cancellationToken);
-        return written.IsCompletedSuccessfully ? call.Task : AfterWriteAsync(written, call);
+        if (!written.IsCompletedSuccessfully) return AfterWriteAsync(written, call);
+        EnsureConnecting();
+        return call.Task;
     }
 
     private async Task AfterWriteAsync(ValueTask written, EnqueueCall call)
@@ -88,6 +80,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             // Cancelled while waiting for room: the message never entered the feed; the call says so below.
             call.Cancel(_feed);
         }
+        EnsureConnecting();
         await call.Task.ConfigureAwait(false);
     }
 
@@ -121,7 +114,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         foreach (var message in batch) ArgumentNullException.ThrowIfNull(message, nameof(messages));
         cancellationToken.ThrowIfCancellationRequested();
         if (batch.Count == 0) return 0;
-        await ConnectedAsync(cancellationToken).ConfigureAwait(false);
+        if (_disposing) throw Closing();
         // One call for the whole batch: the producer takes its messages in order and a cancellation stops it taking
         // more, so what stays enqueued is a prefix.
         var call = new EnqueueCall(QueueName, batch.Count, single: false, cancellationToken);
@@ -145,6 +138,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
                 break;
             }
         }
+        EnsureConnecting();
         return await call.Task.ConfigureAwait(false);
     }
 
@@ -206,6 +200,22 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     /// <summary>Closes the client; see <see cref="DisposeAsync"/>, which this waits for.</summary>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
 
+    private QueueClosedException Closing() => new(QueueName, RejectReason.QueueStopped, $"The client of queue {QueueName} is closing.");
+
+    // After a write: makes sure a connection is made or being made, so that what was written is read by a producer or,
+    // if connecting fails, failed with the reason. A failed attempt fails what it finds in the buffer and clears itself
+    // under the lock, so a write either lands before that (and is failed with it) or sees no attempt and starts one.
+    private void EnsureConnecting()
+    {
+        var current = _connection;
+        if (current is { IsCompletedSuccessfully: true }) return;
+        lock (_connectLock)
+        {
+            if (_disposing) return;
+            if (_connection is null || _connection.IsFaulted || _connection.IsCanceled) _connection = ConnectAsync();
+        }
+    }
+
     private Task<Connection> ConnectedAsync(CancellationToken cancellationToken)
     {
         var current = _connection;
@@ -233,15 +243,29 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
 
     private async Task<Connection> ConnectAsync()
     {
-        var system = _system();
-        var guardian = system.ActorQueues().Guardian;
-        var queue = (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
-        var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
-        var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
-        var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };
-        var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
-        _feed.Attach(producer);
-        _ = CloseWhenTerminatedAsync(producer);
-        return new Connection(queue, producer);
+        try
+        {
+            await Task.Yield(); // never connect on a caller's thread while it holds the lock
+            var system = _system();
+            var guardian = system.ActorQueues().Guardian;
+            var queue = (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
+            var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
+            var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
+            var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };
+            var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
+            _feed.Attach(producer);
+            _ = CloseWhenTerminatedAsync(producer);
+            return new Connection(queue, producer);
+        }
+        catch (Exception e)
+        {
+            // No producer reads the buffer: the calls waiting in it fail with the reason, and the next call tries again.
+            lock (_connectLock)
+            {
+                _feed.DrainUnread(item => item.Call.Fail(_feed, e));
+                _connection = null;
+            }
+            throw;
+        }
     }
 }

@@ -47,6 +47,97 @@ public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Calls_from_many_threads_are_batched_and_each_writer_s_messages_arrive_once_in_the_order_it_called()
+    {
+        var (queue, client) = await ClientAsync("batched", capacity: 1_000);
+        // Handlers run concurrently, so the queue's order is read from the delivery ids, which follow it.
+        var order = new ConcurrentQueue<(long DeliveryId, int Message)>();
+        Sys.ActorOf(ConsumerActor.Props(queue, (d, _) =>
+        {
+            order.Enqueue((d.DeliveryId, (int)d.Message));
+            return Task.CompletedTask;
+        }));
+        const int writers = 8, each = 2_000;
+        // Each writer keeps up to 50 calls open at once, as a request handler fanning out would.
+        var tasks = Enumerable.Range(0, writers).Select(w => Task.Run(async () =>
+        {
+            var open = new List<Task>();
+            for (var i = 0; i < each; i++)
+            {
+                open.Add(client.EnqueueAsync(w * each + i));
+                if (open.Count == 50)
+                {
+                    await Task.WhenAll(open);
+                    open.Clear();
+                }
+            }
+            await Task.WhenAll(open);
+        })).ToArray();
+        await Task.WhenAll(tasks).WaitAsync(TimeSpan.FromSeconds(30));
+        await AwaitAssertAsync(() => Assert.Equal(writers * each, order.Count), TimeSpan.FromSeconds(20));
+        var seen = order.OrderBy(d => d.DeliveryId).Select(d => d.Message).ToArray();
+        Assert.Equal(writers * each, seen.Distinct().Count());
+        for (var w = 0; w < writers; w++)
+            Assert.Equal(Enumerable.Range(w * each, each), seen.Where(m => m / each == w));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((writers * each, 0L), (stats.Enqueued, stats.Rejected));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public async Task Calls_cancelled_at_random_moments_are_either_accepted_and_handled_once_or_cancelled_and_never_handled(int seed)
+    {
+        var random = new Random(seed);
+        var (queue, client) = await ClientAsync($"random-cancel-{seed}", capacity: 20);
+        var handled = new ConcurrentDictionary<int, int>();
+        // A slow consumer keeps the queue full, so calls wait at every stage: for room in the client, for credit, for acceptance.
+        Sys.ActorOf(ConsumerActor.Props(queue, async (d, ct) =>
+        {
+            await Task.Delay(1, ct);
+            handled.AddOrUpdate((int)d.Message, 1, (_, n) => n + 1);
+        }, ConsumerSettings.Default with { Prefetch = 4, Concurrency = 2 }));
+        var singles = new List<(int Message, Task Call)>();
+        var batches = new List<(int First, int Count, Task<int> Call)>();
+        var cancellations = new List<CancellationTokenSource>();
+        var next = 0;
+        for (var round = 0; round < 60; round++)
+        {
+            var cts = new CancellationTokenSource();
+            cancellations.Add(cts);
+            if (random.Next(3) == 0)
+            {
+                var count = random.Next(1, 30);
+                batches.Add((next, count, client.EnqueueManyAsync(Enumerable.Range(next, count), cts.Token)));
+                next += count;
+            }
+            else singles.Add((next, client.EnqueueAsync(next++, cts.Token)));
+            cts.CancelAfter(TimeSpan.FromMilliseconds(random.Next(0, 40)));
+            if (random.Next(4) == 0) await Task.Delay(random.Next(0, 5));
+        }
+        var accepted = new HashSet<int>();
+        foreach (var (message, call) in singles)
+        {
+            var outcome = await Record.ExceptionAsync(() => call.WaitAsync(TimeSpan.FromSeconds(30)));
+            if (outcome is null) accepted.Add(message);
+            else Assert.IsAssignableFrom<OperationCanceledException>(outcome);
+        }
+        foreach (var (first, count, call) in batches)
+        {
+            // A batch keeps a prefix: the first n were accepted, the rest never enqueued.
+            var n = await call.WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.InRange(n, 0, count);
+            for (var i = 0; i < n; i++) accepted.Add(first + i);
+        }
+        await AwaitAssertAsync(() => Assert.Equal(accepted.Order(), handled.Keys.Order()), TimeSpan.FromSeconds(30));
+        Assert.All(handled.Values, n => Assert.Equal(1, n));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((accepted.Count, 0L), ((int)stats.Enqueued, stats.OutstandingCredit));
+        foreach (var c in cancellations) c.Dispose();
+    }
+
+    [Fact]
     public async Task Cancelled_callers_enqueue_nothing_and_leave_no_credit_behind()
     {
         var (queue, client) = await ClientAsync("cancel", capacity: 3);
