@@ -7,17 +7,12 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace ActorQueue.Benchmarks.Peers;
 
-/// <summary>
-/// The user-path scenarios' handler, the one place that knows its interface: today's untyped
-/// <see cref="IQueueHandler"/>. When the typed <c>IQueueHandler&lt;T&gt;</c> arrives, switch this class to
-/// <c>HandleAsync(Work message, DeliveryContext context, CancellationToken ct)</c> and the two registrations in
-/// <see cref="UserPath"/> to it (<c>WithQueueConsumer&lt;WorkHandler, Work&gt;</c>).
-/// </summary>
-internal sealed class WorkHandler(Probe probe) : IQueueHandler
+/// <summary>The user-path scenarios' handler, typed as a user writes one: <see cref="IQueueHandler{T}"/> of the message.</summary>
+internal sealed class WorkHandler(Probe probe) : IQueueHandler<Work>
 {
-    public Task HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+    public Task HandleAsync(Work message, DeliveryContext context, CancellationToken cancellationToken)
     {
-        probe.Handle((Work)delivery.Message);
+        probe.Handle(message);
         return Task.CompletedTask;
     }
 }
@@ -27,14 +22,14 @@ internal static class UserPath
 {
     /// <summary>One consumer of <paramref name="queueName"/> started through the extension, with one handler for every delivery.</summary>
     public static Task<IActorRef> StartConsumerAsync(ActorSystem system, string queueName, Probe probe, ConsumerSettings settings) =>
-        system.ActorQueues().StartConsumerAsync(queueName, new WorkHandler(probe), settings);
+        system.ActorQueues().StartConsumerAsync<Work>(queueName, new WorkHandler(probe), settings);
 
     /// <summary>Registers the handler scoped, as a user would for <see cref="WithWorkConsumer"/>.</summary>
     public static IServiceCollection AddWorkHandler(this IServiceCollection services) => services.AddScoped<WorkHandler>();
 
     /// <summary>One consumer of <paramref name="queueName"/> that resolves the handler in a scope per delivery.</summary>
     public static AkkaConfigurationBuilder WithWorkConsumer(this AkkaConfigurationBuilder builder, string queueName) =>
-        builder.WithQueueConsumer<WorkHandler>(queueName);
+        builder.WithQueueConsumer<WorkHandler, Work>(queueName);
 }
 
 /// <summary>The hand-rolled pattern's handler: what a BackgroundService resolves in a scope per message.</summary>
