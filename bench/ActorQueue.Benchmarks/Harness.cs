@@ -32,6 +32,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private readonly Peer _client = ClientPeer.Default();
     private readonly Peer _clientTuned = ClientPeer.Tuned(options.Capacity);
     private readonly Peer _clientBatched = ClientPeer.Batched(UserBatch);
+    private readonly Peer _clientBatchedTuned = ClientPeer.BatchedTuned(UserBatch, options.Capacity);
+    private readonly Peer _clientOpen = ClientPeer.Open(options.Capacity, UserOpen);
     private readonly Peer _userChannel = new ChannelWritersPeer();
     private readonly Peer _hosted = new HostedClientPeer();
     private readonly Peer _channelService = new ChannelServicePeer();
@@ -41,6 +43,9 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
 
     /// <summary>The user-path scenarios' shape: writer tasks, and readers (or handlers at once) on the consuming side.</summary>
     private static readonly Shape UserShape = new(8, 4);
+
+    /// <summary>Calls each writer keeps open in U1's informational variant.</summary>
+    private const int UserOpen = 64;
 
     /// <summary>Messages per EnqueueManyAsync in U2.</summary>
     public const int UserBatch = 100;
@@ -110,8 +115,8 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
     private async Task<List<ScenarioResult>> UserPathsAsync()
     {
         var s = options.Scenarios;
-        var u1 = new[] { _client, _clientTuned, _userChannel };
-        var u2 = new[] { _clientBatched, _userChannel };
+        var u1 = new[] { _client, _clientTuned, _clientOpen, _userChannel };
+        var u2 = new[] { _clientBatched, _clientBatchedTuned, _userChannel };
         var u3 = new[] { _hosted, _channelService, _massTransit };
         var peers = new List<Peer>();
         if (s.Contains(HarnessOptions.U1)) peers.AddRange(u1);
@@ -139,7 +144,7 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 UserShape, u3, UserMessages, TimeSpan.Zero, reference: HostedClientPeer.PeerName));
         }
         if (s.Contains(HarnessOptions.U4) && first is not null)
-            results.Add(await LatencyScenarioAsync("U4", "EnqueueAsync -> handler start", UserShape, first, u1, ClientPeer.DefaultName));
+            results.Add(await LatencyScenarioAsync("U4", "EnqueueAsync -> handler start", UserShape, first, u1.Where(p => p != _clientOpen).ToArray(), ClientPeer.DefaultName));
         return results;
     }
 

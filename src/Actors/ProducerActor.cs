@@ -191,11 +191,23 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         var renumbered = _window.OnCredit(m.AcceptedSeqNr, m.CreditSeqNr, _pending, m.Registration);
         if (renumbered > 0)
             _log.Warning("Producer {0}: the queue reports {1} accepted but had confirmed more; renumbered {2} unaccepted messages.", _producerId, m.AcceptedSeqNr, renumbered);
+        // A batch call's messages come in runs: each run is settled at once.
+        EnqueueCall? run = null;
+        var runLength = 0;
         foreach (var p in _pending)
         {
-            if (p.Call is { } call) call.Accepted();
+            if (p.Call is { } call)
+            {
+                if (!ReferenceEquals(call, run))
+                {
+                    run?.Accepted(runLength);
+                    (run, runLength) = (call, 0);
+                }
+                runLength++;
+            }
             else Reply(p.ReplyTo, new EnqueueAccepted(p.CorrelationId));
         }
+        run?.Accepted(runLength);
         _pending.Clear();
         DrainFeed();
         SendWithinCredit();

@@ -15,12 +15,15 @@ internal sealed class ClientPeer : Peer
     private readonly ConsumerSettings _consumer;
     private readonly string _settings;
 
-    private ClientPeer(string name, int batch, ConsumerSettings consumer, string settings)
+    private readonly int _open;
+
+    private ClientPeer(string name, int batch, ConsumerSettings consumer, string settings, int open = 1)
     {
         Name = name;
         _batch = batch;
         _consumer = consumer;
         _settings = settings;
+        _open = open;
     }
 
     /// <summary>EnqueueAsync per message; the consumer with the default settings.</summary>
@@ -39,6 +42,23 @@ internal sealed class ClientPeer : Peer
         return new(TunedName, 0, settings, $"tuned consumer ({Describe(settings)})");
     }
 
+    /// <summary>
+    /// EnqueueAsync with <paramref name="open"/> calls open per writer (no target: it shows what the client moves once
+    /// callers do not wait one round trip per message); the tuned consumer.
+    /// </summary>
+    public static ClientPeer Open(int capacity, int open)
+    {
+        var settings = ConsumerSettings.Default with { Prefetch = Math.Max(1, capacity / 2) };
+        return new($"{DefaultName}, {open} open per writer", 0, settings, $"tuned consumer ({Describe(settings)})", open);
+    }
+
+    /// <summary>EnqueueManyAsync of <paramref name="batch"/> messages at a time, with the tuned consumer.</summary>
+    public static ClientPeer BatchedTuned(int batch, int capacity)
+    {
+        var settings = ConsumerSettings.Default with { Prefetch = Math.Max(1, capacity / 2) };
+        return new($"{DefaultName}, batches of {batch}, tuned", batch, settings, $"tuned consumer ({Describe(settings)})");
+    }
+
     /// <summary>EnqueueManyAsync of <paramref name="batch"/> messages at a time; the consumer with the default settings.</summary>
     public static ClientPeer Batched(int batch) => new($"{DefaultName}, batches of {batch}", batch, ConsumerSettings.Default,
         $"default consumer settings ({Describe(ConsumerSettings.Default)})");
@@ -53,7 +73,7 @@ internal sealed class ClientPeer : Peer
 
     public override string Name { get; }
 
-    public override string Description => $"QueueClient<T> from writer tasks ({(_batch > 0 ? $"EnqueueManyAsync of {_batch}" : "EnqueueAsync")} awaited) " +
+    public override string Description => $"QueueClient<T> from writer tasks ({(_batch > 0 ? $"EnqueueManyAsync of {_batch} awaited" : _open > 1 ? $"EnqueueAsync, {_open} open per writer" : "EnqueueAsync awaited")}) " +
                                           $"-> queue -> one consumer from StartConsumerAsync, {_settings}, handler completing at once";
 
     public override async Task<IPeerRun> StartAsync(RunContext context)
@@ -67,7 +87,9 @@ internal sealed class ClientPeer : Peer
         await WaitUntilReadyAsync(client, consumers: 1);
         var writers = _batch > 0
             ? Writers.Batched(context.Shape.Producers, _batch, (batch, ct) => new ValueTask(client.EnqueueManyAsync(batch, ct)))
-            : Writers.OneAtATime(context.Shape.Producers, (w, ct) => new ValueTask(client.EnqueueAsync(w, ct)));
+            : _open > 1
+                ? Writers.Open(context.Shape.Producers, _open, (w, ct) => new ValueTask(client.EnqueueAsync(w, ct)))
+                : Writers.OneAtATime(context.Shape.Producers, (w, ct) => new ValueTask(client.EnqueueAsync(w, ct)));
         return new Run(system, client, writers);
     }
 

@@ -30,6 +30,13 @@ internal sealed class Writers : IAsyncDisposable
     public static Writers OneAtATime(int count, Func<Work, CancellationToken, ValueTask> write) =>
         new(count, (index, emits, ct) => WriteEachAsync(index, emits, write, ct));
 
+    /// <summary>
+    /// Writers that keep up to <paramref name="open"/> calls of <paramref name="write"/> open each, awaiting the oldest
+    /// when they have that many (a request handler fanning out, or Task.WhenAll over a page of work).
+    /// </summary>
+    public static Writers Open(int count, int open, Func<Work, CancellationToken, ValueTask> write) =>
+        new(count, (index, emits, ct) => WriteOpenAsync(index, emits, open, write, ct));
+
     /// <summary>Writers that gather up to <paramref name="batch"/> messages (within one emit) and await <paramref name="writeMany"/>.</summary>
     public static Writers Batched(int count, int batch, Func<Work[], CancellationToken, ValueTask> writeMany) =>
         new(count, (index, emits, ct) => WriteBatchesAsync(index, emits, batch, writeMany, ct));
@@ -51,6 +58,19 @@ internal sealed class Writers : IAsyncDisposable
         await foreach (var e in emits.ReadAllAsync(ct))
             for (var i = 0; i < e.Count; i++)
                 await write(new Work(++seq, e.EmittedAt), ct);
+    }
+
+    private static async Task WriteOpenAsync(int index, ChannelReader<Emit> emits, int open, Func<Work, CancellationToken, ValueTask> write, CancellationToken ct)
+    {
+        var seq = (long)index << Work.ProducerShift;
+        var calls = new Queue<Task>(open);
+        await foreach (var e in emits.ReadAllAsync(ct))
+            for (var i = 0; i < e.Count; i++)
+            {
+                if (calls.Count == open) await calls.Dequeue();
+                calls.Enqueue(write(new Work(++seq, e.EmittedAt), ct).AsTask());
+            }
+        while (calls.Count > 0) await calls.Dequeue();
     }
 
     private static async Task WriteBatchesAsync(int index, ChannelReader<Emit> emits, int batch, Func<Work[], CancellationToken, ValueTask> writeMany, CancellationToken ct)

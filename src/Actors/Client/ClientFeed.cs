@@ -89,11 +89,11 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
         if (untaken > 0) Settle(untaken);
     }
 
-    /// <summary>The queue accepted one of the call's messages.</summary>
-    public void Accepted()
+    /// <summary>The queue accepted <paramref name="count"/> of the call's messages.</summary>
+    public void Accepted(int count = 1)
     {
-        Interlocked.Increment(ref _accepted);
-        Settle(1);
+        Interlocked.Add(ref _accepted, count);
+        Settle(count);
     }
 
     /// <summary>One of the call's messages was not enqueued: withdrawn before it was sent, or refused.</summary>
@@ -190,7 +190,8 @@ internal sealed class ClientFeed
 
     private void Signal()
     {
-        if (Interlocked.Exchange(ref _signalled, 1) == 0) _producer.Tell(FeedReady.Instance);
+        // Read first: while the producer is signalled already, callers do not fight over the flag's cache line.
+        if (Volatile.Read(ref _signalled) == 0 && Interlocked.Exchange(ref _signalled, 1) == 0) _producer.Tell(FeedReady.Instance);
     }
 
     /// <summary>A cancelled call has messages the producer took: it withdraws those it has not sent.</summary>
