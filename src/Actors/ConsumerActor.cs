@@ -277,9 +277,39 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _acks.Add(deliveryId);
             return;
         }
-        var failure = HandlerWorker.FailureOf(task);
-        _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, deliveryId, failure.Reason);
+        Failed(deliveryId, HandlerWorker.FailureOf(task));
+    }
+
+    // A handler failure: nacked, counted by exception type, and logged as a warning with its exception (stack included),
+    // at most FailureLogBudget a second per consumer so that a poison storm cannot flood the log; what the budget leaves
+    // out is counted in the next line logged.
+    private const int FailureLogBudget = 10;
+    private long _failureWindow;
+    private int _failuresLogged;
+    private int _failuresNotLogged;
+
+    private void Failed(long deliveryId, HandlerFailure failure)
+    {
         _queue.Tell(failure.NackOf(deliveryId));
+        if (ActorQueueMetrics.HandlerFailures.Enabled)
+            ActorQueueMetrics.HandlerFailures.Add(1, _queueTag, new KeyValuePair<string, object?>("exception.type", failure.Error?.GetType().FullName ?? "cancelled"));
+        var second = Environment.TickCount64 / 1000;
+        if (second != _failureWindow)
+        {
+            _failureWindow = second;
+            _failuresLogged = 0;
+        }
+        if (_failuresLogged >= FailureLogBudget)
+        {
+            _failuresNotLogged++;
+            return;
+        }
+        _failuresLogged++;
+        var skipped = _failuresNotLogged == 0 ? "" : $" ({_failuresNotLogged} more failures were not logged)";
+        _failuresNotLogged = 0;
+        var what = failure.DeadLetter ? "refused by its handler, dead-lettered at once" : "failed, nacked";
+        if (failure.Error is { } error) _log.Warning(error, "Consumer of {0}: delivery {1} {2}: {3}{4}", _queue.Path.Name, deliveryId, what, failure.Reason, skipped);
+        else _log.Warning("Consumer of {0}: delivery {1} {2}: {3}{4}", _queue.Path.Name, deliveryId, what, failure.Reason, skipped);
     }
 
     private void TrackAsync(long deliveryId, Task task, CancellationTokenSource cancellation)
@@ -315,8 +345,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             {
                 var failure = failures[f++].Failure;
                 if (id == w.TimedOutId) continue; // already nacked when it timed out
-                _log.Debug("Consumer of {0}: delivery {1} nacked, {2}", _queue, id, failure.Reason);
-                _queue.Tell(failure.NackOf(id));
+                Failed(id, failure);
             }
             else if (id != w.TimedOutId) _acks.Add(id);
         }
@@ -525,7 +554,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         foreach (var (id, r) in _asyncRunning)
             if (!r.TimedOut && r.Task.IsCompleted) Settle(id, r.Task);
         SendAcks();
-        foreach (var (id, failure) in failed) _queue.Tell(failure.NackOf(id));
+        foreach (var (id, failure) in failed) Failed(id, failure);
         ProgressWatchdog.Forget(_inline);
         foreach (var r in _asyncRunning.Values)
         {

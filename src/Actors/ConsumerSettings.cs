@@ -15,19 +15,19 @@ public sealed record ConsumerSettings
     private readonly TimeSpan _reattachTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Deliveries asked for ahead of the handlers; at least 1.</summary>
-    public int Prefetch { get => _prefetch; init => _prefetch = QueueSettings.AtLeast(value, 1); }
+    public int Prefetch { get => _prefetch; init => _prefetch = QueueSettings.AtLeast<ConsumerSettings>(value, 1); }
 
     /// <summary>Handlers run at the same time; at least 1.</summary>
-    public int Concurrency { get => _concurrency; init => _concurrency = QueueSettings.AtLeast(value, 1); }
+    public int Concurrency { get => _concurrency; init => _concurrency = QueueSettings.AtLeast<ConsumerSettings>(value, 1); }
 
     /// <summary>Longest a handler may run before it is cancelled and its delivery nacked; positive.</summary>
-    public TimeSpan HandlerTimeout { get => _handlerTimeout; init => _handlerTimeout = QueueSettings.Positive(value); }
+    public TimeSpan HandlerTimeout { get => _handlerTimeout; init => _handlerTimeout = QueueSettings.Positive<ConsumerSettings>(value); }
 
     /// <summary>Backoff before a crashed consumer starts again; positive.</summary>
-    public TimeSpan RestartMinBackoff { get => _restartMinBackoff; init => _restartMinBackoff = QueueSettings.Positive(value); }
+    public TimeSpan RestartMinBackoff { get => _restartMinBackoff; init => _restartMinBackoff = QueueSettings.Positive<ConsumerSettings>(value); }
 
     /// <summary>Longest backoff before a crashed consumer starts again; positive.</summary>
-    public TimeSpan RestartMaxBackoff { get => _restartMaxBackoff; init => _restartMaxBackoff = QueueSettings.Positive(value); }
+    public TimeSpan RestartMaxBackoff { get => _restartMaxBackoff; init => _restartMaxBackoff = QueueSettings.Positive<ConsumerSettings>(value); }
 
     /// <summary>Jitter of the restart backoff (0 to 1).</summary>
     public double RestartRandomFactor
@@ -40,13 +40,13 @@ public sealed record ConsumerSettings
     /// How long a consumer goes without hearing from its queue (a delivery or its registration) before it sends its pull
     /// again, so that a lost message or a queue restarted in place costs a pause, never a stall; positive.
     /// </summary>
-    public TimeSpan ResyncInterval { get => _resyncInterval; init => _resyncInterval = QueueSettings.Positive(value); }
+    public TimeSpan ResyncInterval { get => _resyncInterval; init => _resyncInterval = QueueSettings.Positive<ConsumerSettings>(value); }
 
     /// <summary>
     /// How long a consumer whose queue terminated keeps looking for a queue at the same path (with backoff) before it
     /// stops; positive. A queue that drained tells its consumers, and they stop at once.
     /// </summary>
-    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive(value); }
+    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive<ConsumerSettings>(value); }
 
     /// <summary>The settings in the embedded reference.conf.</summary>
     public static ConsumerSettings Default { get; } = Create(ActorQueueConfig.Default());

@@ -54,7 +54,8 @@ public sealed class UnprocessableMessageException : Exception
 /// <summary>Why a handler's delivery failed, as the consumer reports it to the queue.</summary>
 /// <param name="Reason">The exception's type and message (kept with the message if it is dead-lettered).</param>
 /// <param name="DeadLetter">The handler said the message can never be handled (<see cref="UnprocessableMessageException"/>).</param>
-internal readonly record struct HandlerFailure(string Reason, bool DeadLetter)
+/// <param name="Error">The exception, for the log (null for a cancellation or a timeout).</param>
+internal readonly record struct HandlerFailure(string Reason, bool DeadLetter, Exception? Error = null)
 {
     /// <summary>The failure a completed, unsuccessful handler task stands for.</summary>
     public static HandlerFailure Of(Task task)
@@ -63,7 +64,7 @@ internal readonly record struct HandlerFailure(string Reason, bool DeadLetter)
         var e = task.Exception?.GetBaseException();
         return e is null
             ? new HandlerFailure("the handler failed", false)
-            : new HandlerFailure($"the handler failed: {e.GetType().FullName}: {e.Message}", e is UnprocessableMessageException);
+            : new HandlerFailure($"the handler failed: {e.GetType().FullName}: {e.Message}", e is UnprocessableMessageException, e);
     }
 
     /// <summary>The nack that reports this failure for <paramref name="deliveryId"/>.</summary>

@@ -10,16 +10,16 @@ public sealed record ProducerSettings
     private readonly TimeSpan _reattachTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Messages held that the queue has not accepted yet; beyond it Produce is rejected. At least 1.</summary>
-    public int BufferSize { get => _bufferSize; init => _bufferSize = QueueSettings.AtLeast(value, 1); }
+    public int BufferSize { get => _bufferSize; init => _bufferSize = QueueSettings.AtLeast<ProducerSettings>(value, 1); }
 
     /// <summary>How long to go without an answer from the queue, while messages wait, before re-registering and resending; positive.</summary>
-    public TimeSpan ResendInterval { get => _resendInterval; init => _resendInterval = QueueSettings.Positive(value); }
+    public TimeSpan ResendInterval { get => _resendInterval; init => _resendInterval = QueueSettings.Positive<ProducerSettings>(value); }
 
     /// <summary>
     /// How long a producer whose queue terminated keeps looking for a new queue at the same path before it closes
     /// (answering every Produce with QueueStopped); positive.
     /// </summary>
-    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive(value); }
+    public TimeSpan ReattachTimeout { get => _reattachTimeout; init => _reattachTimeout = QueueSettings.Positive<ProducerSettings>(value); }
 
     /// <summary>A client's buffer of calls, which the producer reads instead of being sent Produce (set by the client).</summary>
     internal Client.ClientFeed? Feed { get; init; }

@@ -23,25 +23,25 @@ public sealed record QueueSettings
     private readonly TimeSpan _producerRetention = TimeSpan.FromMinutes(10);
 
     /// <summary>Most messages held at once (ready + in flight + delayed), credit reserved included; at least 1.</summary>
-    public int Capacity { get => _capacity; init => _capacity = AtLeast(value, 1); }
+    public int Capacity { get => _capacity; init => _capacity = AtLeast<QueueSettings>(value, 1); }
 
     /// <summary>What a full queue does with a message beyond credit or from a plain enqueue.</summary>
     public FullMode FullMode { get; init; } = FullMode.Wait;
 
     /// <summary>How long full mode wait parks a message before rejecting it; positive.</summary>
-    public TimeSpan FullWaitTimeout { get => _fullWaitTimeout; init => _fullWaitTimeout = Positive(value); }
+    public TimeSpan FullWaitTimeout { get => _fullWaitTimeout; init => _fullWaitTimeout = Positive<QueueSettings>(value); }
 
     /// <summary>How long a consumer may hold a delivery without settling it or reporting progress; positive.</summary>
-    public TimeSpan AckTimeout { get => _ackTimeout; init => _ackTimeout = Positive(value); }
+    public TimeSpan AckTimeout { get => _ackTimeout; init => _ackTimeout = Positive<QueueSettings>(value); }
 
     /// <summary>Deliveries of one message before it is dead-lettered; at least 1.</summary>
-    public int MaxAttempts { get => _maxAttempts; init => _maxAttempts = AtLeast(value, 1); }
+    public int MaxAttempts { get => _maxAttempts; init => _maxAttempts = AtLeast<QueueSettings>(value, 1); }
 
     /// <summary>Backoff after a message's first failed attempt; doubles with each attempt. Not negative.</summary>
-    public TimeSpan RetryMinBackoff { get => _retryMinBackoff; init => _retryMinBackoff = NotNegative(value); }
+    public TimeSpan RetryMinBackoff { get => _retryMinBackoff; init => _retryMinBackoff = NotNegative<QueueSettings>(value); }
 
     /// <summary>Longest retry backoff; not negative.</summary>
-    public TimeSpan RetryMaxBackoff { get => _retryMaxBackoff; init => _retryMaxBackoff = NotNegative(value); }
+    public TimeSpan RetryMaxBackoff { get => _retryMaxBackoff; init => _retryMaxBackoff = NotNegative<QueueSettings>(value); }
 
     /// <summary>Jitter: each backoff is spread by up to +/- this fraction (0 to 1).</summary>
     public double RetryRandomFactor
@@ -51,25 +51,25 @@ public sealed record QueueSettings
     }
 
     /// <summary>Most credit one producer holds at once; at least 1.</summary>
-    public int ProducerCredit { get => _producerCredit; init => _producerCredit = AtLeast(value, 1); }
+    public int ProducerCredit { get => _producerCredit; init => _producerCredit = AtLeast<QueueSettings>(value, 1); }
 
     /// <summary>Most dead letters kept; the oldest is evicted beyond it. At least 1.</summary>
-    public int DeadLetterCapacity { get => _deadLetterCapacity; init => _deadLetterCapacity = AtLeast(value, 1); }
+    public int DeadLetterCapacity { get => _deadLetterCapacity; init => _deadLetterCapacity = AtLeast<QueueSettings>(value, 1); }
 
     /// <summary>Period of the single timer driving deadlines, retries and wait timeouts; positive.</summary>
-    public TimeSpan TickInterval { get => _tickInterval; init => _tickInterval = Positive(value); }
+    public TimeSpan TickInterval { get => _tickInterval; init => _tickInterval = Positive<QueueSettings>(value); }
 
     /// <summary>
     /// How long credit granted to a producer may go unused (no message sent, no credit asked for) before the queue takes
     /// it back for others; positive.
     /// </summary>
-    public TimeSpan CreditLease { get => _creditLease; init => _creditLease = Positive(value); }
+    public TimeSpan CreditLease { get => _creditLease; init => _creditLease = Positive<QueueSettings>(value); }
 
     /// <summary>
     /// How long the queue remembers a producer that has gone (its sequence numbers, which deduplicate its resends);
     /// positive. A producer that comes back later with the same id starts a new sequence.
     /// </summary>
-    public TimeSpan ProducerRetention { get => _producerRetention; init => _producerRetention = Positive(value); }
+    public TimeSpan ProducerRetention { get => _producerRetention; init => _producerRetention = Positive<QueueSettings>(value); }
 
     /// <summary>
     /// Whether the queue keeps what it accepts in a journal (ActorQueue.Persistence, configured under
@@ -147,12 +147,16 @@ public sealed record QueueSettings
         throw r.Invalid("full-mode", raw, "it must be one of wait, reject, drop-oldest, drop-newest");
     }
 
-    internal static int AtLeast(int value, int min) =>
-        value >= min ? value : throw new ArgumentOutOfRangeException(nameof(value), value, $"The value must be at least {min}.");
+    // Errors from code name the type, the property (the caller, an init accessor) and the value, as HOCON errors name the key.
+    internal static int AtLeast<TOwner>(int value, int min, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
+        value >= min ? value : throw Invalid<TOwner>(property, value, $"it must be at least {min}");
 
-    internal static TimeSpan Positive(TimeSpan value) =>
-        value > TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The duration must be positive.");
+    internal static TimeSpan Positive<TOwner>(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
+        value > TimeSpan.Zero ? value : throw Invalid<TOwner>(property, value, "it must be positive");
 
-    internal static TimeSpan NotNegative(TimeSpan value) =>
-        value >= TimeSpan.Zero ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The duration must not be negative.");
+    internal static TimeSpan NotNegative<TOwner>(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
+        value >= TimeSpan.Zero ? value : throw Invalid<TOwner>(property, value, "it must not be negative");
+
+    private static ArgumentOutOfRangeException Invalid<TOwner>(string property, object value, string rule) =>
+        new(property, value, $"Invalid {typeof(TOwner).Name}.{property} = {value}: {rule}.");
 }

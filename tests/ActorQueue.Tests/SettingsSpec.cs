@@ -67,13 +67,23 @@ public class SettingsSpec
             Assert.Throws<ConfigurationException>(() => ProducerSettings.Create(Hocon("actor-queue.producer.buffer-size = 0"))).Message);
 
     [Fact]
-    public void Settings_built_in_code_validate_each_value()
+    public void Settings_built_in_code_fail_naming_the_type_the_property_and_the_value()
     {
-        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { Capacity = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { AckTimeout = TimeSpan.FromSeconds(-1) });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new QueueSettings { MaxAttempts = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ConsumerSettings { Prefetch = 0 });
-        Assert.Throws<ArgumentOutOfRangeException>(() => new ProducerSettings { BufferSize = 0 });
+        AssertNamed("QueueSettings.Capacity = 0: it must be at least 1", () => new QueueSettings { Capacity = 0 });
+        AssertNamed("QueueSettings.AckTimeout = -00:00:01: it must be positive", () => new QueueSettings { AckTimeout = TimeSpan.FromSeconds(-1) });
+        AssertNamed("QueueSettings.MaxAttempts = 0: it must be at least 1", () => new QueueSettings { MaxAttempts = 0 });
+        AssertNamed("QueueSettings.RetryMinBackoff = -00:00:01: it must not be negative", () => new QueueSettings { RetryMinBackoff = TimeSpan.FromSeconds(-1) });
+        AssertNamed("ConsumerSettings.Prefetch = 0: it must be at least 1", () => new ConsumerSettings { Prefetch = 0 });
+        AssertNamed("ConsumerSettings.Concurrency = -3: it must be at least 1", () => new ConsumerSettings { Concurrency = -3 });
+        AssertNamed("ProducerSettings.BufferSize = 0: it must be at least 1", () => new ProducerSettings { BufferSize = 0 });
+        AssertNamed("QueueClientOptions.MaxPending = 0: it must be at least 1", () => new ActorQueue.Client.QueueClientOptions { MaxPending = 0 });
+
+        static void AssertNamed(string expected, Func<object> create)
+        {
+            var e = Assert.Throws<ArgumentOutOfRangeException>(create);
+            Assert.Contains(expected, e.Message);
+            Assert.Equal(expected.Split('=')[0].Trim().Split('.')[1], e.ParamName);
+        }
     }
 
     [Fact]

@@ -12,9 +12,13 @@ public sealed record QueueClientOptions
     /// </summary>
     public string? ProducerId { get; init; }
 
-    /// <summary>Calls waiting for the queue at once; further callers wait their turn (without blocking). At least 1.</summary>
-    public int MaxPending { get => _maxPending; init => _maxPending = QueueSettings.AtLeast(value, 1); }
+    /// <summary>
+    /// How many messages the client's buffer holds before callers wait their turn (without blocking), and how many its
+    /// producer keeps sent or ready to send: a client holds at most twice this many messages the queue has not accepted.
+    /// At least 1.
+    /// </summary>
+    public int MaxPending { get => _maxPending; init => _maxPending = QueueSettings.AtLeast<QueueClientOptions>(value, 1); }
 
     /// <summary>How long to wait for the guardian while connecting, and for stats; positive.</summary>
-    public TimeSpan AskTimeout { get => _askTimeout; init => _askTimeout = QueueSettings.Positive(value); }
+    public TimeSpan AskTimeout { get => _askTimeout; init => _askTimeout = QueueSettings.Positive<QueueClientOptions>(value); }
 }

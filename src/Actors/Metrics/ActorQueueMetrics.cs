@@ -27,6 +27,7 @@ public static class ActorQueueMetrics
     internal static readonly Counter<long> DeadLettered = Meter.CreateCounter<long>("actorqueue.dead_lettered", "{message}", "Messages moved to the dead-letter store.");
     internal static readonly Counter<long> Dropped = Meter.CreateCounter<long>("actorqueue.dropped", "{message}", "Accepted messages evicted by a drop full mode or from a full dead-letter store.");
     internal static readonly Counter<long> Rejected = Meter.CreateCounter<long>("actorqueue.rejected", "{message}", "Messages refused.");
+    internal static readonly Counter<long> HandlerFailures = Meter.CreateCounter<long>("actorqueue.handler.failures", "{delivery}", "Deliveries whose handler threw or faulted, tagged with the exception's type (exception.type).");
     internal static readonly Histogram<double> TimeInQueue = Meter.CreateHistogram<double>("actorqueue.time_in_queue", "ms", "From acceptance to each delivery.");
     internal static readonly Histogram<double> HandlerTime = Meter.CreateHistogram<double>("actorqueue.handler.duration", "ms", "How long a consumer's handler ran for one delivery.");
 
