@@ -35,6 +35,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     private readonly Func<bool> _feedRoom;
     private readonly Action<FeedItem> _takeFromFeed;
     private IActorRef? _feedCloser;
+    private bool _feedRefused;
 
     private static readonly EnqueueRejected WithdrawnAnswer = new(0, RejectReason.Withdrawn, "Withdrawn before it reached the queue.");
 
@@ -87,6 +88,14 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     /// <inheritdoc />
     protected override void PreStart()
     {
+        // A client's producer attaches itself to the client's buffer; should another already read it, this one leaves it
+        // alone and stops (its client connected twice; the first producer serves it).
+        if (_feed is not null && !_feed.Attach(Self))
+        {
+            _feedRefused = true;
+            Context.Stop(Self);
+            return;
+        }
         Context.Watch(_queue);
         Timers.StartPeriodicTimer("resend", ProducerTick.Instance, _settings.ResendInterval / 2);
         Register();
@@ -154,10 +163,13 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
 
     private void WithdrawnFromWindow(long? lower)
     {
+        var freed = _pending.Count > 0;
         foreach (var p in _pending) Refuse(p, WithdrawnAnswer);
         _pending.Clear();
         // Give back the credit asked for what is gone, so it does not sit reserved in the queue.
         if (lower is { } wanted && !_reattach.Looking) _queue.Tell(new RequestCredit(_producerId, wanted));
+        // Room freed in the window: callers waiting in the buffer come in.
+        if (freed && _feedCloser is null) DrainFeed();
     }
 
     // Calls cancelled after some of their messages were taken: those not yet sent are withdrawn.
@@ -247,6 +259,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
                     _log.Warning("Producer {0}: message {1} refused: {2}", _producerId, m.SeqNr, m.Detail);
                     Refuse(refused, new EnqueueRejected(refused.CorrelationId, m.Reason, m.Detail));
                     Register();
+                    DrainFeed();
                     AnswerCloserIfSettled();
                 }
                 break;
@@ -311,8 +324,12 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     protected override void PostStop()
     {
         // Stopped (its client closed it, or the system is stopping): no call of its client is left waiting.
-        _closed ??= $"The producer of queue {_queue.Path.Name} stopped before the queue answered (a message it had sent may still have been accepted).";
-        Fail(0, RejectReason.QueueStopped, _closed);
+        // One that refused its client's buffer never read it: nothing to answer, and the buffer is not its to close.
+        if (!_feedRefused)
+        {
+            _closed ??= $"The producer of queue {_queue.Path.Name} stopped before the queue answered (a message it had sent may still have been accepted).";
+            Fail(0, RejectReason.QueueStopped, _closed);
+        }
         base.PostStop();
     }
 

@@ -72,7 +72,6 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
 
     private void CancelWith(ClientFeed feed, Exception? failure)
     {
-        if (failure is not null) Interlocked.CompareExchange(ref _failure, failure, null);
         int taken;
         while (true)
         {
@@ -80,6 +79,8 @@ internal sealed class EnqueueCall : TaskCompletionSource<int>
             if ((taken & CancelledBit) != 0) return;
             if (Interlocked.CompareExchange(ref _taken, taken | CancelledBit, taken) == taken) break;
         }
+        // Only the cancellation that won says why: a batch cancelled by its token keeps its count.
+        if (failure is not null) Interlocked.CompareExchange(ref _failure, failure, null);
         var untaken = _count - taken;
         if (taken > 0)
         {
@@ -141,7 +142,9 @@ internal sealed class ClientFeed
         _channel = Channel.CreateBounded<FeedItem>(new BoundedChannelOptions(capacity)
         {
             FullMode = BoundedChannelFullMode.Wait,
-            SingleReader = true,
+            // Read by its one producer, and, when the client closes or cannot connect, by the client: each item is settled
+            // once whoever reads it (TryTake), so concurrent readers are safe.
+            SingleReader = false,
             AllowSynchronousContinuations = false,
         });
     }
@@ -151,11 +154,19 @@ internal sealed class ClientFeed
     /// <summary>Why the feed takes nothing more, once it is closed.</summary>
     public ActorQueueException? Closed { get; private set; }
 
-    /// <summary>The producer that reads the feed; set once it is started.</summary>
-    public void Attach(IActorRef producer)
+    /// <summary>The producer that reads the feed (Nobody until one has attached).</summary>
+    public IActorRef Producer => Volatile.Read(ref _producer);
+
+    /// <summary>
+    /// A producer attaches itself as it starts, before it can take anything; the first one only (false for any other,
+    /// which must then leave the feed alone). It is told to look at once: a signal sent before it attached went nowhere.
+    /// </summary>
+    public bool Attach(IActorRef producer)
     {
-        _producer = producer;
-        Signal();
+        if (Interlocked.CompareExchange(ref _producer, producer, ActorRefs.Nobody) != ActorRefs.Nobody) return false;
+        Interlocked.Exchange(ref _signalled, 1);
+        producer.Tell(FeedReady.Instance);
+        return true;
     }
 
     /// <summary>Appends <paramref name="item"/>, waiting for room; throws the feed's close reason once it is closed.</summary>
@@ -191,11 +202,11 @@ internal sealed class ClientFeed
     private void Signal()
     {
         // Read first: while the producer is signalled already, callers do not fight over the flag's cache line.
-        if (Volatile.Read(ref _signalled) == 0 && Interlocked.Exchange(ref _signalled, 1) == 0) _producer.Tell(FeedReady.Instance);
+        if (Volatile.Read(ref _signalled) == 0 && Interlocked.Exchange(ref _signalled, 1) == 0) Volatile.Read(ref _producer).Tell(FeedReady.Instance);
     }
 
     /// <summary>A cancelled call has messages the producer took: it withdraws those it has not sent.</summary>
-    public void RequestWithdrawal() => _producer.Tell(FeedWithdraw.Instance);
+    public void RequestWithdrawal() => Volatile.Read(ref _producer).Tell(FeedWithdraw.Instance);
 
     /// <summary>
     /// The producer's side: clears the signal, then takes items while <paramref name="room"/> allows, skipping those of

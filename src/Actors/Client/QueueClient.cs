@@ -60,9 +60,10 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         var call = new EnqueueCall(QueueName, 1, single: true, cancellationToken);
         call.WatchCancellation(_feed);
         var written = _feed.WriteAsync(new FeedItem(message, call), cancellationToken);
-        if (!written.IsCompletedSuccessfully) return AfterWriteAsync(written, call);
+        // Connecting is made sure of after the write (see EnsureConnecting), and before waiting for room too: a full
+        // buffer empties only once a producer reads it.
         EnsureConnecting();
-        return call.Task;
+        return written.IsCompletedSuccessfully ? call.Task : AfterWriteAsync(written, call);
     }
 
     private async Task AfterWriteAsync(ValueTask written, EnqueueCall call)
@@ -119,10 +120,12 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         // more, so what stays enqueued is a prefix.
         var call = new EnqueueCall(QueueName, batch.Count, single: false, cancellationToken);
         call.WatchCancellation(_feed);
-        for (var i = 0; i < batch.Count; i++)
+        for (var i = 0; i < batch.Count && !call.Task.IsCompleted; i++)
         {
             var written = _feed.WriteAsync(new FeedItem(batch[i], call), cancellationToken);
             if (written.IsCompletedSuccessfully) continue;
+            // Waiting for room: a full buffer empties only once a producer reads it.
+            EnsureConnecting();
             try
             {
                 await written.ConfigureAwait(false);
@@ -171,14 +174,15 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             {
                 await connecting.WaitAsync(_options.AskTimeout * 2).ConfigureAwait(false);
             }
-            catch (Exception e) when (e is TimeoutException or AskTimeoutException or ActorQueueException or InvalidOperationException or OperationCanceledException)
+            catch (Exception)
             {
-                // It failed or did not finish: there is nothing to stop.
+                // It failed or did not finish: there is nothing to stop (one finishing later stops its producer itself).
             }
         }
         if (connecting is not null && connecting.IsCompletedSuccessfully)
         {
-            var producer = connecting.Result.Producer;
+            // The producer that reads the buffer (the one this connection started, unless an earlier attempt's got there first).
+            var producer = _feed.Producer.IsNobody() ? connecting.Result.Producer : _feed.Producer;
             try
             {
                 // The producer closes the buffer, withdraws what it has not sent and answers once what it sent is settled.
@@ -226,6 +230,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         Task<Connection> connecting;
         lock (_connectLock)
         {
+            if (_disposing) return Task.FromException<Connection>(Closing());
             // A failed attempt (queue not created yet, guardian busy) is not kept: the next call tries again.
             if (_connection is null || _connection.IsFaulted || _connection.IsCanceled) _connection = ConnectAsync();
             connecting = _connection;
@@ -234,9 +239,11 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     }
 
     // A producer that stops settles what it holds and closes the feed; one that never started could not: this does.
+    // (One that stopped because another producer already served the buffer leaves it alone.)
     private async Task CloseWhenTerminatedAsync(IActorRef producer)
     {
         await producer.WatchAsync().ConfigureAwait(false);
+        if (!_feed.Producer.IsNobody() && !_feed.Producer.Equals(producer)) return;
         var closed = new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The producer of the client of queue {QueueName} has stopped.");
         _feed.Close(closed, item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, closed.Message)));
     }
@@ -252,17 +259,20 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
             var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
             var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };
+            // The producer attaches itself to the buffer as it starts.
             var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
-            _feed.Attach(producer);
             _ = CloseWhenTerminatedAsync(producer);
+            // Disposed while this was connecting and no longer waiting for it: the producer is stopped, answering what it holds.
+            if (_disposing) producer.Tell(PoisonPill.Instance);
             return new Connection(queue, producer);
         }
         catch (Exception e)
         {
             // No producer reads the buffer: the calls waiting in it fail with the reason, and the next call tries again.
+            // (One that attached itself although its start was not confirmed in time serves them instead.)
             lock (_connectLock)
             {
-                _feed.DrainUnread(item => item.Call.Fail(_feed, e));
+                if (_feed.Producer.IsNobody()) _feed.DrainUnread(item => item.Call.Fail(_feed, e));
                 _connection = null;
             }
             throw;

@@ -83,6 +83,18 @@ public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal((writers * each, 0L), (stats.Enqueued, stats.Rejected));
     }
 
+    // Found in review: a first call that fills the buffer waited for room before connecting, and nothing ever read it.
+    [Fact]
+    public async Task A_fresh_client_s_first_calls_larger_than_its_buffer_connect_and_complete()
+    {
+        var (queue, client) = await ClientAsync("overfull", capacity: 1_000, options: new QueueClientOptions { MaxPending = 10 });
+        var seen = Consume(queue);
+        Assert.Equal(100, await client.EnqueueManyAsync(Enumerable.Range(0, 100)).WaitAsync(TimeSpan.FromSeconds(10)));
+        var (_, second) = await ClientAsync("overfull-singles", capacity: 1_000, options: new QueueClientOptions { MaxPending = 2 });
+        await Task.WhenAll(Enumerable.Range(0, 20).Select(i => second.EnqueueAsync(i))).WaitAsync(TimeSpan.FromSeconds(10));
+        await AwaitAssertAsync(() => Assert.Equal(100, seen.Count));
+    }
+
     [Theory]
     [InlineData(1)]
     [InlineData(2)]
