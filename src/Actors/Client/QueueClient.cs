@@ -20,6 +20,9 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     private readonly object _connectLock = new();
     private Task<Connection>? _connection;
     private volatile bool _disposing;
+    // Under _connectLock: the producer a connection started, once it has; and whether a dispose stopped waiting for one.
+    private IActorRef? _startedProducer;
+    private bool _disposeGaveUp;
 
     /// <summary>
     /// Creates a client of <paramref name="queueName"/> in <paramref name="system"/>. Create one per queue and keep
@@ -179,10 +182,16 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
                 // It failed or did not finish: there is nothing to stop (one finishing later stops its producer itself).
             }
         }
-        if (connecting is not null && connecting.IsCompletedSuccessfully)
+        IActorRef? started;
+        lock (_connectLock)
         {
-            // The producer that reads the buffer (the one this connection started, unless an earlier attempt's got there first).
-            var producer = _feed.Producer.IsNobody() ? connecting.Result.Producer : _feed.Producer;
+            started = _startedProducer;
+            _disposeGaveUp = started is null;
+        }
+        if (started is not null)
+        {
+            // The producer that reads the buffer (the one the connection started, unless an earlier attempt's got there first).
+            var producer = _feed.Producer.IsNobody() ? started : _feed.Producer;
             try
             {
                 // The producer closes the buffer, withdraws what it has not sent and answers once what it sent is settled.
@@ -262,8 +271,12 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             // The producer attaches itself to the buffer as it starts.
             var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
             _ = CloseWhenTerminatedAsync(producer);
-            // Disposed while this was connecting and no longer waiting for it: the producer is stopped, answering what it holds.
-            if (_disposing) producer.Tell(PoisonPill.Instance);
+            lock (_connectLock)
+            {
+                // A dispose that stopped waiting for this connection cannot stop its producer: this does, answering what it holds.
+                if (_disposeGaveUp) producer.Tell(PoisonPill.Instance);
+                else _startedProducer = producer;
+            }
             return new Connection(queue, producer);
         }
         catch (Exception e)
