@@ -14,7 +14,8 @@ public interface IQueueClient<in T> where T : notnull
 
     /// <summary>
     /// Completes once the queue has accepted <paramref name="message"/>, waiting (without blocking) while the queue
-    /// is full. Cancelled while waiting, the message is withdrawn and <see cref="OperationCanceledException"/> is
+    /// is full, whatever the queue's full mode (the client sends within the credit the queue grants; call
+    /// <see cref="TryEnqueueAsync"/> to fail fast instead). Cancelled while waiting, the message is withdrawn and <see cref="OperationCanceledException"/> is
     /// thrown; once the message has reached the queue, cancellation comes too late and the call completes normally.
     /// Either way nothing is half-enqueued and no credit is left held.
     /// </summary>
