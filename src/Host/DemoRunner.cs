@@ -42,6 +42,22 @@ public sealed record DemoSummary(
     /// before the producer heard of it), and no producer failed.
     /// </summary>
     public bool Ok => Completed && Lost == 0 && (Durable ? QueueEnqueued >= Accepted : QueueEnqueued == Accepted) && ProducerErrors == 0;
+
+    /// <summary>
+    /// The demo's last line: OK or FAILED and why. Messages a drop full mode evicted are counted as what they are,
+    /// dropped by the queue's policy (and published as MessageDropped), not as handled.
+    /// </summary>
+    public string Verdict => this switch
+    {
+        { Ok: true } => (Durable ? "OK: every message accepted, in this run and the runs before it on this data directory, was " : "OK: every accepted message was ")
+                        + (Dropped > 0
+                            ? $"handled, dead-lettered or dropped by the full mode ({Dropped} of {Accepted} dropped by policy, each published as MessageDropped); nothing else was lost."
+                            : "handled or dead-lettered; nothing was lost."),
+        { Completed: false } => "FAILED: the queue did not settle everything it accepted before the drain timeout.",
+        { Lost: > 0 } => $"FAILED: {Lost} accepted messages were lost.",
+        { ProducerErrors: > 0 } => $"FAILED: {ProducerErrors} producers failed.",
+        _ => $"FAILED: the queue accepted {QueueEnqueued} messages but the producers were told {Accepted}.",
+    };
 }
 
 /// <summary>

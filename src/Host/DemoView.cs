@@ -131,15 +131,7 @@ public sealed class DemoView
         _console.Write(table);
         foreach (var d in deadLetters.Take(5))
             _console.WriteLine($"dead letter (queue id {d.MessageId}) after {d.Attempts} attempts: {d.Reason}");
-        _console.WriteLine(s switch
-        {
-            { Ok: true, Durable: true } => "OK: every message accepted, in this run and the runs before it on this data directory, was handled or dead-lettered; nothing was lost.",
-            { Ok: true } => "OK: every accepted message was handled or dead-lettered; nothing was lost.",
-            { Completed: false } => "FAILED: the queue did not settle everything it accepted before the drain timeout.",
-            { Lost: > 0 } => $"FAILED: {s.Lost} accepted messages were lost.",
-            { ProducerErrors: > 0 } => $"FAILED: {s.ProducerErrors} producers failed.",
-            _ => $"FAILED: the queue accepted {s.QueueEnqueued} messages but the producers were told {s.Accepted}.",
-        });
+        _console.WriteLine(s.Verdict);
     }
 
     private static IRenderable Render(DemoSnapshot snapshot)

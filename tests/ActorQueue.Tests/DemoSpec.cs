@@ -48,6 +48,21 @@ public class DemoSpec
     }
 
     [Fact]
+    public async Task Demo_in_drop_oldest_mode_says_how_many_the_full_mode_dropped_in_its_verdict()
+    {
+        var (view, output) = PlainView();
+        var options = new DemoOptions { Duration = TimeSpan.FromSeconds(2), FullMode = FullMode.DropOldest, Capacity = 20, CrashRate = 0, Poison = false, Latency = TimeSpan.FromMilliseconds(3) };
+        var summary = await DemoRunner.RunAsync(options, view);
+        var text = output.ToString();
+        Assert.True(summary.Ok, text);
+        Assert.True(summary.Dropped > 0, text);
+        Assert.Equal(summary.Accepted, summary.Handled + summary.DeadLettered + summary.Dropped);
+        var verdict = text.TrimEnd().Split('\n')[^1];
+        Assert.Contains($"dropped by the full mode ({summary.Dropped} of {summary.Accepted} dropped by policy", verdict);
+        Assert.DoesNotContain("nothing was lost", verdict);
+    }
+
+    [Fact]
     public async Task Demo_killed_hard_in_durable_mode_then_run_again_recovers_what_it_accepted_and_loses_nothing()
     {
         var directory = Path.Combine(Path.GetTempPath(), "actor-queue-demo", Guid.NewGuid().ToString("N"));
