@@ -7,6 +7,7 @@ using Akka.Actor;
 using Akka.Hosting;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Xunit;
 
 namespace ActorQueue.Tests.Hosting;
@@ -37,6 +38,49 @@ public sealed class HostingSpec : IAsyncLifetime
     }
 
     private static ActorSystem System(IHost host) => host.Services.GetRequiredService<ActorSystem>();
+
+    private sealed class CapturingLoggerProvider : Microsoft.Extensions.Logging.ILoggerProvider
+    {
+        public ConcurrentQueue<(string Category, Microsoft.Extensions.Logging.LogLevel Level, string Message, Exception? Error)> Entries { get; } = new();
+
+        public Microsoft.Extensions.Logging.ILogger CreateLogger(string categoryName) => new Logger(this, categoryName);
+
+        public void Dispose() { }
+
+        private sealed class Logger(CapturingLoggerProvider provider, string category) : Microsoft.Extensions.Logging.ILogger
+        {
+            public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+            public bool IsEnabled(Microsoft.Extensions.Logging.LogLevel logLevel) => true;
+
+            public void Log<TState>(Microsoft.Extensions.Logging.LogLevel logLevel, Microsoft.Extensions.Logging.EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter) =>
+                provider.Entries.Enqueue((category, logLevel, formatter(state, exception), exception));
+        }
+    }
+
+    [Fact]
+    public async Task With_the_logger_factory_configured_akka_and_actor_queue_log_through_the_app_s_ilogger()
+    {
+        var capture = new CapturingLoggerProvider();
+        var host = await StartAsync(
+            b => b.ConfigureLoggers(l =>
+                {
+                    l.ClearLoggers();
+                    l.AddLoggerFactory();
+                })
+                .WithActorQueue("logged", maxAttempts: 1).WithQueueConsumer<ThrowingHandler>("logged"),
+            s => s.AddLogging(l => l.AddProvider(capture)).AddTransient<ThrowingHandler>().AddQueueClient<string>("logged"));
+        await host.Services.GetRequiredService<IQueueClient<string>>().EnqueueAsync("fails");
+        await WaitUntil(() => capture.Entries.Any(e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("Consumer of logged", StringComparison.Ordinal)));
+        var failure = capture.Entries.First(e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("Consumer of logged", StringComparison.Ordinal));
+        Assert.IsType<InvalidOperationException>(failure.Error);
+        Assert.Contains(capture.Entries, e => e.Message.Contains("Queue logged created", StringComparison.Ordinal));
+    }
+
+    private sealed class ThrowingHandler : IQueueHandler
+    {
+        public Task HandleAsync(Delivery delivery, CancellationToken cancellationToken) => throw new InvalidOperationException("handler says no");
+    }
 
     [Fact]
     public async Task Arguments_overload_prepends_its_settings_and_creates_the_queue()
