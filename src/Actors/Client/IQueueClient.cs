@@ -21,8 +21,10 @@ public interface IQueueClient<in T> where T : notnull
     /// </summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Stops waiting for room.</param>
-    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped, or the client was disposed.</exception>
     /// <exception cref="EnqueueRejectedException">The queue refused the message.</exception>
+    /// <exception cref="OperationCanceledException">Cancelled before the message reached the queue (it was withdrawn).</exception>
+    /// <exception cref="InvalidOperationException">The queue did not exist within the client's ask timeout (the host has not started, or it was never created).</exception>
     Task EnqueueAsync(T message, CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -32,8 +34,11 @@ public interface IQueueClient<in T> where T : notnull
     /// </summary>
     /// <param name="message">The message.</param>
     /// <param name="cancellationToken">Stops the call before the message is sent.</param>
-    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped, or the client was disposed.</exception>
+    /// <exception cref="EnqueueRejectedException">The queue refused the message for another reason than room.</exception>
     /// <exception cref="TimeoutException">The queue did not answer within the client's ask timeout; the outcome is unknown.</exception>
+    /// <exception cref="InvalidOperationException">The queue did not exist within the client's ask timeout (the host has not started, or it was never created).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     Task<bool> TryEnqueueAsync(T message, CancellationToken cancellationToken = default);
 
     /// <summary>
@@ -42,10 +47,18 @@ public interface IQueueClient<in T> where T : notnull
     /// </summary>
     /// <param name="messages">The messages, in order.</param>
     /// <param name="cancellationToken">Stops handing over the rest.</param>
-    /// <exception cref="QueueClosedException">The queue is draining or has stopped.</exception>
+    /// <exception cref="QueueClosedException">The queue is draining or has stopped, or the client was disposed.</exception>
+    /// <exception cref="EnqueueRejectedException">The queue refused one of the messages (those before it may be accepted).</exception>
+    /// <exception cref="InvalidOperationException">The queue did not exist within the client's ask timeout (the host has not started, or it was never created).</exception>
+    /// <exception cref="ArgumentNullException"><paramref name="messages"/> or one of them is null (nothing is sent).</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired before anything was handed over.</exception>
     Task<int> EnqueueManyAsync(IEnumerable<T> messages, CancellationToken cancellationToken = default);
 
     /// <summary>The queue's current stats.</summary>
     /// <param name="cancellationToken">Stops waiting for the answer.</param>
+    /// <exception cref="QueueClosedException">The queue has stopped, or the client was disposed.</exception>
+    /// <exception cref="InvalidOperationException">The queue did not exist within the client's ask timeout (the host has not started, or it was never created).</exception>
+    /// <exception cref="Akka.Actor.AskTimeoutException">The queue did not answer within the client's ask timeout.</exception>
+    /// <exception cref="OperationCanceledException"><paramref name="cancellationToken"/> fired first.</exception>
     Task<QueueStats> GetStatsAsync(CancellationToken cancellationToken = default);
 }

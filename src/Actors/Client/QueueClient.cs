@@ -257,6 +257,32 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         _feed.Close(closed, item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, closed.Message)));
     }
 
+    // The queue may not exist yet (a host still starting creates it): it is looked for again, with a growing pause, for
+    // up to the ask timeout, then the call fails saying what to do.
+    private async Task<IActorRef> FindQueueAsync(IActorRef guardian)
+    {
+        var started = DateTime.UtcNow;
+        var pause = TimeSpan.FromMilliseconds(10);
+        while (true)
+        {
+            try
+            {
+                return (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
+            }
+            catch (InvalidOperationException) when (DateTime.UtcNow - started + pause < _options.AskTimeout && !_disposing)
+            {
+                await Task.Delay(pause).ConfigureAwait(false);
+                pause = TimeSpan.FromTicks(Math.Min(pause.Ticks * 2, TimeSpan.FromMilliseconds(500).Ticks));
+            }
+            catch (InvalidOperationException e)
+            {
+                throw new InvalidOperationException(
+                    $"Queue {QueueName} does not exist (looked for it for {_options.AskTimeout.TotalSeconds:0.#} s): create it (WithActorQueue, CreateQueueAsync) " +
+                    "and, under Akka.Hosting, use the client once the host has started.", e);
+            }
+        }
+    }
+
     private async Task<Connection> ConnectAsync()
     {
         try
@@ -264,7 +290,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             await Task.Yield(); // never connect on a caller's thread while it holds the lock
             var system = _system();
             var guardian = system.ActorQueues().Guardian;
-            var queue = (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
+            var queue = await FindQueueAsync(guardian).ConfigureAwait(false);
             var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
             var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
             var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };

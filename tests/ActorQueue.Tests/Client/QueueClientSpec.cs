@@ -188,13 +188,23 @@ public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
-    public async Task Client_created_before_its_queue_connects_once_the_queue_exists()
+    public async Task Client_used_before_its_queue_exists_waits_for_it_then_says_what_to_do()
     {
-        var client = new QueueClient<int>(Sys, "later", new QueueClientOptions { AskTimeout = TimeSpan.FromSeconds(3) });
-        await Assert.ThrowsAsync<InvalidOperationException>(() => client.EnqueueAsync(1));
+        // A host still starting: the call waits for the queue (up to the ask timeout) and completes once it exists.
+        var client = new QueueClient<int>(Sys, "later", new QueueClientOptions { AskTimeout = TimeSpan.FromSeconds(5) });
+        var early = client.EnqueueAsync(1);
         var queue = await Sys.ActorQueues().CreateQueueAsync("later", Specs.Queue());
-        await client.EnqueueAsync(2);
+        await early.WaitAsync(TimeSpan.FromSeconds(5));
         Assert.Equal(1, (await queue.StatsAsync()).Enqueued);
+
+        // No queue at all: after the ask timeout the call fails naming the queue and what to do; the next call tries again.
+        var lost = new QueueClient<int>(Sys, "never", new QueueClientOptions { AskTimeout = TimeSpan.FromMilliseconds(300) });
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => lost.EnqueueAsync(1));
+        Assert.Contains("Queue never does not exist", error.Message);
+        Assert.Contains("once the host has started", error.Message);
+        var created = await Sys.ActorQueues().CreateQueueAsync("never", Specs.Queue());
+        await lost.EnqueueAsync(2).WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(1, (await created.StatsAsync()).Enqueued);
     }
 
     [Fact]
