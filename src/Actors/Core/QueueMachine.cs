@@ -330,11 +330,13 @@ internal sealed class QueueMachine
 
     private void HandleNack(Nack m, object? sender, TimeSpan now, IQueueEffects fx)
     {
+        // The message's own id, the one GetDeadLetters lists and RedriveDeadLetter takes, for the log.
+        var messageId = _state.MessageIdOf(m.DeliveryId);
         var error = _state.Nack(ConsumerOf(sender), m.DeliveryId, m.Delay, m.Reason, now, out var outcome, m.DeadLetter);
         if (error is null && outcome == NackOutcome.DeadLettered)
             fx.Log(Warning, m.DeadLetter
-                ? $"Queue {_name}: delivery {m.DeliveryId} dead-lettered, its handler says it can never be handled: {m.Reason ?? "no reason given"}"
-                : $"Queue {_name}: delivery {m.DeliveryId} dead-lettered after max attempts ({_state.Settings.MaxAttempts}): {m.Reason ?? "no reason given"}");
+                ? $"Queue {_name}: message {messageId} (delivery {m.DeliveryId}) dead-lettered, its handler says it can never be handled: {m.Reason ?? "no reason given"}"
+                : $"Queue {_name}: message {messageId} (delivery {m.DeliveryId}) dead-lettered after max attempts ({_state.Settings.MaxAttempts}): {m.Reason ?? "no reason given"}");
         Settled(m, m.DeliveryId, error, sender, fx);
     }
 

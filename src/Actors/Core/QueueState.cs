@@ -617,6 +617,9 @@ internal sealed partial class QueueState
         return null;
     }
 
+    /// <summary>The id of the message delivery <paramref name="deliveryId"/> carries while it is in flight, else 0.</summary>
+    public long MessageIdOf(long deliveryId) => _inFlight.TryGetValue(deliveryId, out var d) ? d.Message.MessageId : 0;
+
     /// <summary>Moves the delivery's deadline to now + ack-timeout.</summary>
     public SettleError? Extend(int consumerId, long deliveryId, TimeSpan now)
     {

@@ -79,6 +79,8 @@ public sealed class TypedHandlerSpec : Akka.TestKit.Xunit2.TestKit
     [Fact]
     public async Task A_handler_that_throws_unprocessable_dead_letters_the_message_at_once_with_the_exception_named()
     {
+        var warnings = CreateTestProbe();
+        Sys.EventStream.Subscribe(warnings.Ref, typeof(Akka.Event.Warning));
         var queue = await Sys.ActorQueues().CreateQueueAsync("malformed", Specs.Queue(capacity: 100) with { MaxAttempts = 5 });
         await Sys.ActorQueues().StartConsumerAsync("malformed", QueueHandler.From((d, _) =>
             (string)d.Message == "bad" ? throw new UnprocessableMessageException("no '@' in the address") : Task.CompletedTask));
@@ -89,6 +91,11 @@ public sealed class TypedHandlerSpec : Akka.TestKit.Xunit2.TestKit
         var dead = Assert.Single((await queue.Ask<DeadLetterList>(new GetDeadLetters())).Items);
         Assert.Equal(1, dead.Attempts);
         Assert.Contains("UnprocessableMessageException: no '@' in the address", dead.Reason);
+        // The queue's warning names the message id the dead-letter store lists and redrive takes.
+        await warnings.FishForMessageAsync<Akka.Event.Warning>(w => w.Message?.ToString()?.Contains($"message {dead.MessageId} (delivery", StringComparison.Ordinal) == true, TimeSpan.FromSeconds(5));
+        var redrive = CreateTestProbe();
+        queue.Tell(new RedriveDeadLetter(dead.MessageId), redrive);
+        Assert.Equal(1, (await redrive.ExpectMsgAsync<Redriven>()).Count);
     }
 
     [Fact]
