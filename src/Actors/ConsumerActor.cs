@@ -58,28 +58,28 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     /// <summary>Creates the Props of a consumer of <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to pull from.</param>
     /// <param name="handler">The user code run for each delivery.</param>
-    /// <param name="settings">Prefetch, concurrency and timeouts; null for the defaults in reference.conf.</param>
+    /// <param name="settings">Prefetch, concurrency and timeouts; null to read actor-queue.consumer from the actor system's configuration.</param>
     public static Props Props(IActorRef queue, IQueueHandler handler, ConsumerSettings? settings = null)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentNullException.ThrowIfNull(handler);
-        var s = settings ?? ConsumerSettings.Default;
-        return Akka.Actor.Props.Create(() => new ConsumerActor(queue, handler, s));
+        return Akka.Actor.Props.Create(() => new ConsumerActor(queue, handler, settings));
     }
 
     /// <summary>Creates the Props of a consumer that runs an async function.</summary>
     /// <param name="queue">The queue to pull from.</param>
     /// <param name="handler">Called once per delivery; see <see cref="IQueueHandler.HandleAsync"/>.</param>
-    /// <param name="settings">Prefetch, concurrency and timeouts; null for the defaults in reference.conf.</param>
+    /// <param name="settings">Prefetch, concurrency and timeouts; null to read actor-queue.consumer from the actor system's configuration.</param>
     public static Props Props(IActorRef queue, Func<Delivery, CancellationToken, Task> handler, ConsumerSettings? settings = null) =>
         Props(queue, QueueHandler.From(handler), settings);
 
     /// <summary>Creates a consumer; use <see cref="Props(IActorRef, IQueueHandler, ConsumerSettings?)"/> rather than calling this directly.</summary>
     /// <param name="queue">The queue to pull from.</param>
     /// <param name="handler">The user code run for each delivery.</param>
-    /// <param name="settings">Prefetch, concurrency and timeouts.</param>
-    public ConsumerActor(IActorRef queue, IQueueHandler handler, ConsumerSettings settings)
+    /// <param name="settings">Prefetch, concurrency and timeouts; null to read actor-queue.consumer from the actor system's configuration.</param>
+    public ConsumerActor(IActorRef queue, IQueueHandler handler, ConsumerSettings? settings)
     {
+        settings ??= ConsumerSettings.Create(Context.System.Settings.Config);
         _queue = queue;
         _handler = handler;
         _settings = settings;

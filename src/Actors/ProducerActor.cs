@@ -45,21 +45,21 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     /// <summary>Creates the Props of a producer for <paramref name="queue"/>.</summary>
     /// <param name="queue">The queue to produce to.</param>
     /// <param name="producerId">A stable id: a producer started again with the same id continues its sequence.</param>
-    /// <param name="settings">Buffer size and resend interval; null for the defaults in reference.conf.</param>
+    /// <param name="settings">Buffer size and resend interval; null to read actor-queue.producer from the actor system's configuration.</param>
     public static Props Props(IActorRef queue, string producerId, ProducerSettings? settings = null)
     {
         ArgumentNullException.ThrowIfNull(queue);
         ArgumentException.ThrowIfNullOrEmpty(producerId);
-        var s = settings ?? ProducerSettings.Default;
-        return Akka.Actor.Props.Create(() => new ProducerActor(queue, producerId, s));
+        return Akka.Actor.Props.Create(() => new ProducerActor(queue, producerId, settings));
     }
 
     /// <summary>Creates a producer; use <see cref="Props(IActorRef, string, ProducerSettings?)"/> rather than calling this directly.</summary>
     /// <param name="queue">The queue to produce to.</param>
     /// <param name="producerId">The producer's stable id.</param>
-    /// <param name="settings">Buffer size and resend interval.</param>
-    public ProducerActor(IActorRef queue, string producerId, ProducerSettings settings)
+    /// <param name="settings">Buffer size and resend interval; null to read actor-queue.producer from the actor system's configuration.</param>
+    public ProducerActor(IActorRef queue, string producerId, ProducerSettings? settings)
     {
+        settings ??= ProducerSettings.Create(Context.System.Settings.Config);
         _queue = queue;
         _producerId = producerId;
         _settings = settings;

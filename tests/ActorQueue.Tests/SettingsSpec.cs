@@ -67,6 +67,16 @@ public class SettingsSpec
             Assert.Throws<ConfigurationException>(() => ProducerSettings.Create(Hocon("actor-queue.producer.buffer-size = 0"))).Message);
 
     [Fact]
+    public async Task Consumer_props_without_settings_read_the_actor_system_s_configuration()
+    {
+        using var system = Akka.Actor.ActorSystem.Create("props-config", ConfigurationFactory.ParseString("actor-queue.consumer.prefetch = 7"));
+        var queue = new Akka.TestKit.TestProbe(system, new Akka.TestKit.Xunit2.XunitAssertions());
+        system.ActorOf(ConsumerActor.Props(queue.Ref, (_, _) => Task.CompletedTask));
+        Assert.Equal(7, (await queue.ExpectMsgAsync<ActorQueue.Protocol.Pull>()).Window);
+        await system.Terminate();
+    }
+
+    [Fact]
     public void Settings_built_in_code_fail_naming_the_type_the_property_and_the_value()
     {
         AssertNamed("QueueSettings.Capacity = 0: it must be at least 1", () => new QueueSettings { Capacity = 0 });
