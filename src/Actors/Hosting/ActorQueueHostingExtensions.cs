@@ -13,10 +13,10 @@ public static class ActorQueueHostingExtensions
     /// <summary>Adds ActorQueue with one queue, configured by arguments (null keeps the HOCON value).</summary>
     /// <param name="builder">The Akka builder.</param>
     /// <param name="queueName">The queue to create at start-up.</param>
-    /// <param name="capacity">actor-queue.queue.capacity.</param>
-    /// <param name="fullMode">actor-queue.queue.full-mode.</param>
-    /// <param name="maxAttempts">actor-queue.queue.max-attempts.</param>
-    /// <param name="ackTimeout">actor-queue.queue.ack-timeout.</param>
+    /// <param name="capacity">Most messages the queue holds; null keeps actor-queue.queue.capacity (default 1000).</param>
+    /// <param name="fullMode">What a plain enqueue meets when the queue is full; null keeps actor-queue.queue.full-mode (default wait).</param>
+    /// <param name="maxAttempts">Deliveries of a message before a failing one is dead-lettered; null keeps actor-queue.queue.max-attempts (default 5).</param>
+    /// <param name="ackTimeout">How long a delivery may go unsettled before it is redelivered; null keeps actor-queue.queue.ack-timeout (default 30 s).</param>
     public static AkkaConfigurationBuilder WithActorQueue(this AkkaConfigurationBuilder builder, string queueName,
         int? capacity = null, FullMode? fullMode = null, int? maxAttempts = null, TimeSpan? ackTimeout = null) =>
         builder.WithActorQueue(o => o.AddQueue(queueName, q =>

@@ -24,37 +24,40 @@ public sealed class QueueOptions
     /// <summary>The actor registry key the queue is registered under (inject it as <c>IRequiredActor&lt;TKey&gt;</c>); null for none.</summary>
     public Type? RegistryKey { get; set; }
 
-    /// <summary>actor-queue.queue.capacity for this queue.</summary>
+    /// <summary>Most messages the queue holds (ready, in flight, delayed); null keeps actor-queue.queue.capacity (default 1000).</summary>
     public int? Capacity { get; set; }
 
-    /// <summary>actor-queue.queue.full-mode for this queue.</summary>
+    /// <summary>
+    /// What a plain enqueue meets when the queue is full (wait, reject, drop-oldest, drop-newest; producers and the client
+    /// wait for credit whatever it is); null keeps actor-queue.queue.full-mode (default wait).
+    /// </summary>
     public FullMode? FullMode { get; set; }
 
-    /// <summary>actor-queue.queue.full-wait-timeout for this queue.</summary>
+    /// <summary>How long a parked message waits for room in full mode wait before it is rejected; null keeps actor-queue.queue.full-wait-timeout (default 5 s).</summary>
     public TimeSpan? FullWaitTimeout { get; set; }
 
-    /// <summary>actor-queue.queue.ack-timeout for this queue.</summary>
+    /// <summary>How long a delivery may go without an ack, nack or progress before it is taken back and redelivered; null keeps actor-queue.queue.ack-timeout (default 30 s).</summary>
     public TimeSpan? AckTimeout { get; set; }
 
-    /// <summary>actor-queue.queue.max-attempts for this queue.</summary>
+    /// <summary>Deliveries of a message before a failing one is dead-lettered; null keeps actor-queue.queue.max-attempts (default 5).</summary>
     public int? MaxAttempts { get; set; }
 
-    /// <summary>actor-queue.queue.retry.min-backoff for this queue.</summary>
+    /// <summary>Backoff after a first failed attempt, doubling with each attempt; null keeps actor-queue.queue.retry.min-backoff (default 100 ms).</summary>
     public TimeSpan? RetryMinBackoff { get; set; }
 
-    /// <summary>actor-queue.queue.retry.max-backoff for this queue.</summary>
+    /// <summary>The longest backoff between attempts; null keeps actor-queue.queue.retry.max-backoff (default 30 s).</summary>
     public TimeSpan? RetryMaxBackoff { get; set; }
 
-    /// <summary>actor-queue.queue.retry.random-factor for this queue.</summary>
+    /// <summary>How far each backoff is spread at random (0.2 = ±20 %), so failed batches do not retry together; null keeps actor-queue.queue.retry.random-factor (default 0.2).</summary>
     public double? RetryRandomFactor { get; set; }
 
-    /// <summary>actor-queue.queue.producer-credit for this queue.</summary>
+    /// <summary>Most credit one producer holds at once (also limited to a fair share of capacity); null keeps actor-queue.queue.producer-credit (default 1000).</summary>
     public int? ProducerCredit { get; set; }
 
-    /// <summary>actor-queue.queue.dead-letter-capacity for this queue.</summary>
+    /// <summary>Most dead letters kept (the oldest is evicted beyond it, counted as dropped); null keeps actor-queue.queue.dead-letter-capacity (default 10000).</summary>
     public int? DeadLetterCapacity { get; set; }
 
-    /// <summary>actor-queue.queue.tick-interval for this queue.</summary>
+    /// <summary>How often at most the queue's one timer looks at deadlines, retries and waits; null keeps actor-queue.queue.tick-interval (default 100 ms).</summary>
     public TimeSpan? TickInterval { get; set; }
 
     /// <summary>
