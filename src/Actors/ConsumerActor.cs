@@ -277,7 +277,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _acks.Add(deliveryId);
             return;
         }
-        Failed(deliveryId, HandlerWorker.FailureOf(task));
+        Failed(deliveryId, HandlerFailure.Of(task));
     }
 
     // A handler failure: nacked, counted by exception type, and logged as a warning with its exception (stack included),

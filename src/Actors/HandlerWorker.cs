@@ -214,9 +214,6 @@ internal sealed class HandlerWorker
         }
     }
 
-    /// <summary>Why a handler's completed task is not a success, for the nack.</summary>
-    public static HandlerFailure FailureOf(Task task) => HandlerFailure.Of(task);
-
     /// <summary>The delivery at position <paramref name="index"/> of the chunk a report is about (consumer only).</summary>
     public long DeliveryIdAt(int index) => _chunk[index].DeliveryId;
 
@@ -252,7 +249,7 @@ internal sealed class HandlerWorker
             if (task.IsCompletedSuccessfully) Volatile.Write(ref _outcomes[i], Succeeded);
             else
             {
-                var reason = FailureOf(task);
+                var reason = HandlerFailure.Of(task);
                 (_failures ??= new()).Add((i, reason));
                 _reasons[i] = reason;
                 Volatile.Write(ref _outcomes[i], Failed);
