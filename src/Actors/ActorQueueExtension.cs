@@ -1,6 +1,7 @@
 using ActorQueue.Protocol;
 using Akka;
 using Akka.Actor;
+using Akka.Configuration;
 using Akka.Event;
 
 namespace ActorQueue;
@@ -21,26 +22,60 @@ public sealed class ActorQueueExtension : IExtension
         var config = ActorQueueConfig.For(system);
         var r = new SettingsReader(config.GetConfig(ActorQueueConfig.Root), ActorQueueConfig.Root);
         Guardian = system.ActorOf(QueueGuardian.Props(config), r.String("guardian-name"));
-        if (r.Bool("drain-on-shutdown"))
-        {
-            var guardian = Guardian;
-            var log = system.Log;
-            var shutdown = CoordinatedShutdown.Get(system);
-            var timeout = shutdown.Timeout(CoordinatedShutdown.PhaseServiceRequestsDone);
-            shutdown.AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "actor-queue-drain", async () =>
-            {
-                try
-                {
-                    await guardian.Ask<Done>(DrainAll.Instance, timeout).ConfigureAwait(false);
-                }
-                catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
-                {
-                    log.Warning("ActorQueue: not every queue drained within {0}; what they still hold is lost.", timeout);
-                }
-                return Done.Instance;
-            });
-        }
+        if (r.Bool("drain-on-shutdown")) DrainOnShutdown(system, Guardian, r.Duration("drain-timeout"));
     }
+
+    /// <summary>The CoordinatedShutdown phase whose timeout bounds the drain at shutdown.</summary>
+    internal const string ShutdownPhaseTimeoutKey = "akka.coordinated-shutdown.phases.service-requests-done.timeout";
+
+    /// <summary>
+    /// Time the shutdown phase needs beyond drain-timeout: for queues told to stop now to answer, and for the report.
+    /// </summary>
+    internal static readonly TimeSpan DrainMargin = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Drains every queue in CoordinatedShutdown's service-requests-done phase. The phase's timeout is raised to cover
+    /// drain-timeout when nobody set it (the extension starts before CoordinatedShutdown reads it, or Akka.Hosting wrote
+    /// it); a shorter one set by the user bounds the drain, and start-up says so.
+    /// </summary>
+    private static void DrainOnShutdown(ExtendedActorSystem system, IActorRef guardian, TimeSpan drainTimeout)
+    {
+        var log = system.Log;
+        if (!system.HasExtension<CoordinatedShutdown>())
+            system.Settings.InjectTopLevelFallback(ConfigurationFactory.ParseString(
+                $"{ShutdownPhaseTimeoutKey} = {(long)(drainTimeout + DrainMargin).TotalMilliseconds}ms"));
+        var shutdown = CoordinatedShutdown.Get(system);
+        var phaseTimeout = shutdown.Timeout(CoordinatedShutdown.PhaseServiceRequestsDone);
+        var timeout = drainTimeout;
+        if (phaseTimeout < drainTimeout + DrainMargin)
+        {
+            var margin = TimeSpan.FromTicks(Math.Min(DrainMargin.Ticks, phaseTimeout.Ticks / 4));
+            timeout = phaseTimeout - margin;
+            log.Warning("ActorQueue: actor-queue.drain-timeout = {0} does not fit in {1} = {2}, which ends the drain at shutdown; " +
+                        "queues get {3} to drain. Set {1} to at least drain-timeout + {4}, or lower drain-timeout.",
+                Seconds(drainTimeout), ShutdownPhaseTimeoutKey, Seconds(phaseTimeout), Seconds(timeout), Seconds(DrainMargin));
+        }
+        var request = new DrainAll { Timeout = timeout, StopWithoutConsumers = true };
+        shutdown.AddTask(CoordinatedShutdown.PhaseServiceRequestsDone, "actor-queue-drain", async () =>
+        {
+            try
+            {
+                var report = await guardian.Ask<AllDrained>(request, phaseTimeout).ConfigureAwait(false);
+                // Each queue that stopped with work unsettled has logged it, with its count, itself.
+                if (report.Left == 0 && report.Unanswered.Count == 0) log.Info("ActorQueue: every queue drained.");
+                foreach (var name in report.Unanswered)
+                    log.Error("ActorQueue: queue {0} stopped while draining without saying what it held; an in-memory queue's unsettled messages are lost.", name);
+            }
+            catch (Exception e) when (e is AskTimeoutException or TaskCanceledException)
+            {
+                log.Error("ActorQueue: the queues did not finish draining within {0} ({1}); what in-memory queues still hold is lost, durable queues keep theirs in their journal.",
+                    Seconds(phaseTimeout), ShutdownPhaseTimeoutKey);
+            }
+            return Done.Instance;
+        });
+    }
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture) + "s";
 
     /// <summary>The guardian actor; it answers the messages in <see cref="IGuardianCommand"/>.</summary>
     public IActorRef Guardian { get; }

@@ -89,7 +89,7 @@ public sealed class QueueGuardian : UntypedActor
                 break;
             case StartProducer m: HandleStartProducer(m); break;
             case StartConsumer m: HandleStartConsumer(m); break;
-            case DrainAll: HandleDrainAll(); break;
+            case DrainAll m: HandleDrainAll(m); break;
             case Terminated m: HandleTerminated(m.ActorRef); break;
             default: Unhandled(message); break;
         }
@@ -177,11 +177,11 @@ public sealed class QueueGuardian : UntypedActor
         Sender.Tell(new ConsumerStarted(consumer));
     }
 
-    private void HandleDrainAll()
+    private void HandleDrainAll(DrainAll m)
     {
-        var queues = _queues.Values.ToArray();
+        var queues = _queues.ToArray();
         var replyTo = Sender;
-        Context.ActorOf(Akka.Actor.Props.Create(() => new DrainCoordinator(queues, replyTo)));
+        Context.ActorOf(Akka.Actor.Props.Create(() => new DrainCoordinator(queues, m, replyTo)));
     }
 
     private void Track(string queueName, IActorRef client)
@@ -226,39 +226,73 @@ public sealed class QueueGuardian : UntypedActor
         ? new Client.QueueClosedException(name, RejectReason.QueueStopped, $"Queue {name} has stopped (drained or failed) and accepts nothing more.")
         : new InvalidOperationException($"There is no queue named '{name}'; create it with CreateQueue first.");
 
-    /// <summary>Sends Drain to each queue and answers Done once each has drained or stopped.</summary>
-    private sealed class DrainCoordinator : UntypedActor
+    /// <summary>
+    /// Sends Drain to each queue and answers <see cref="AllDrained"/> once each has stopped; when the request's time is up,
+    /// tells those still draining to stop now. Reports are matched by queue name, since a durable queue answers from
+    /// the actor below its supervisor.
+    /// </summary>
+    private sealed class DrainCoordinator : UntypedActor, IWithTimers
     {
-        private readonly HashSet<IActorRef> _waiting;
+        private readonly Dictionary<string, IActorRef> _waiting = new(StringComparer.Ordinal);
+        private readonly Dictionary<IActorRef, string> _names = new();
+        private readonly List<Drained> _reports = new();
+        private readonly List<string> _unanswered = new();
+        private readonly DrainAll _request;
         private readonly IActorRef _replyTo;
 
-        public DrainCoordinator(IActorRef[] queues, IActorRef replyTo)
+        public DrainCoordinator(KeyValuePair<string, IActorRef>[] queues, DrainAll request, IActorRef replyTo)
         {
-            _waiting = new HashSet<IActorRef>(queues);
+            foreach (var (name, queue) in queues)
+            {
+                _waiting[name] = queue;
+                _names[queue] = name;
+            }
+            _request = request;
             _replyTo = replyTo;
         }
 
+        public ITimerScheduler Timers { get; set; } = null!;
+
         protected override void PreStart()
         {
-            foreach (var q in _waiting)
+            var drain = new Drain { StopWithoutConsumers = _request.StopWithoutConsumers };
+            foreach (var q in _waiting.Values)
             {
                 Context.Watch(q);
-                q.Tell(Drain.Instance);
+                q.Tell(drain);
             }
+            if (_request.Timeout is { } timeout && _waiting.Count > 0) Timers.StartSingleTimer("time-up", TimeUp.Instance, timeout);
             CheckDone();
         }
 
         protected override void OnReceive(object message)
         {
-            if (message is Terminated t) _waiting.Remove(t.ActorRef);
+            switch (message)
+            {
+                case Drained d when _waiting.Remove(d.QueueName):
+                    _reports.Add(d);
+                    break;
+                case Terminated t when _names.TryGetValue(t.ActorRef, out var name) && _waiting.Remove(name):
+                    _unanswered.Add(name);
+                    break;
+                case TimeUp:
+                    var now = new Drain { Now = true };
+                    foreach (var q in _waiting.Values) q.Tell(now);
+                    break;
+            }
             CheckDone();
         }
 
         private void CheckDone()
         {
             if (_waiting.Count > 0) return;
-            _replyTo.Tell(Done.Instance);
+            _replyTo.Tell(new AllDrained(_reports, _unanswered));
             Context.Stop(Self);
+        }
+
+        private sealed class TimeUp
+        {
+            public static readonly TimeUp Instance = new();
         }
     }
 }

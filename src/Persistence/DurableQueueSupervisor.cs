@@ -120,7 +120,7 @@ internal sealed class DurableQueueSupervisor : UntypedActor, IWithTimers
                 break;
             case Drain:
                 // Nothing to drain while it is down: what it holds stays in the journal.
-                if (!sender.IsNobody()) sender.Tell(new Drained(_name));
+                if (!sender.IsNobody()) sender.Tell(new Drained(_name, Kept: true));
                 Context.Stop(Self);
                 break;
             default:

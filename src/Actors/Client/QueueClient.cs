@@ -22,6 +22,8 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     private volatile bool _disposing;
     // Under _connectLock: the producer a connection started, once it has; and whether a dispose stopped waiting for one.
     private IActorRef? _startedProducer;
+    // The system the producer runs in, whose termination ends any wait for the producer.
+    private ActorSystem? _producerSystem;
     private bool _disposeGaveUp;
 
     /// <summary>
@@ -183,25 +185,32 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             }
         }
         IActorRef? started;
+        ActorSystem? system;
         lock (_connectLock)
         {
-            started = _startedProducer;
+            (started, system) = (_startedProducer, _producerSystem);
             _disposeGaveUp = started is null;
         }
-        if (started is not null)
+        if (started is not null && system is not null)
         {
             // The producer that reads the buffer (the one the connection started, unless an earlier attempt's got there first).
             var producer = _feed.Producer.IsNobody() ? started : _feed.Producer;
             try
             {
                 // The producer closes the buffer, withdraws what it has not sent and answers once what it sent is settled.
-                await producer.Ask<Akka.Done>(new CloseFeed(closed), _options.AskTimeout).ConfigureAwait(false);
+                // A system that has stopped (a host stops it before its container disposes the client) answers nothing:
+                // its producer stopped with it and failed what it held.
+                var ask = producer.Ask<Akka.Done>(new CloseFeed(closed), _options.AskTimeout);
+                await Task.WhenAny(ask, system.WhenTerminated).ConfigureAwait(false);
+                if (ask.IsCompleted) await ask.ConfigureAwait(false);
             }
             catch (AskTimeoutException)
             {
                 // The queue did not answer in time: stopping the producer fails what is left as closed.
             }
             producer.Tell(PoisonPill.Instance);
+            // Whatever still sits in the buffer (only possible when the producer stopped first) is answered as closed.
+            _feed.Close(closed, static item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, "The client was disposed.")));
         }
         else
         {
@@ -301,7 +310,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             {
                 // A dispose that stopped waiting for this connection cannot stop its producer: this does, answering what it holds.
                 if (_disposeGaveUp) producer.Tell(PoisonPill.Instance);
-                else _startedProducer = producer;
+                else (_startedProducer, _producerSystem) = (producer, system);
             }
             return new Connection(queue, producer);
         }

@@ -49,6 +49,8 @@ internal sealed class QueueMachine
     // The latest RegisterProducer.Registration of each registered producer, repeated in its credit.
     private readonly Dictionary<string, long> _registrations = new(StringComparer.Ordinal);
     private readonly HashSet<object> _drainRequesters = new();
+    // Set by a Drain that asks for it: stop once no consumer is attached, or stop now with what is held.
+    private bool _stopWithoutConsumers, _stopNow;
 
     private List<ConsumerDispatch> _dispatches = new();
     private List<ConsumerDispatch> _sending = new();
@@ -90,7 +92,7 @@ internal sealed class QueueMachine
             case GetDeadLetters m: HandleGetDeadLetters(m, sender, fx); break;
             case RedriveDeadLetter m: Redriven(_state.Redrive(m.MessageId) ? 1 : 0, sender, fx); break;
             case RedriveAllDeadLetters: Redriven(_state.RedriveAll(), sender, fx); break;
-            case Drain: HandleDrain(sender, fx); break;
+            case Drain m: HandleDrain(m, sender, fx); break;
             default: return false;
         }
         return true;
@@ -403,8 +405,10 @@ internal sealed class QueueMachine
         if (count > 0) fx.RequestFlush();
     }
 
-    private void HandleDrain(object? sender, IQueueEffects fx)
+    private void HandleDrain(Drain m, object? sender, IQueueEffects fx)
     {
+        _stopWithoutConsumers |= m.StopWithoutConsumers;
+        _stopNow |= m.Now;
         if (sender is not null && !_drainRequesters.Contains(sender))
         {
             if (_drainRequesters.Count >= MaxDrainRequesters)
@@ -464,15 +468,27 @@ internal sealed class QueueMachine
         }
         _sending.Clear();
 
-        if (!_state.IsDrained) return;
-        fx.Log(Info, $"Queue {_name} drained; stopping.");
-        var drained = new Drained(_name);
+        if (!_state.IsDraining) return;
+        var left = _state.Held;
+        if (_state.IsDrained) fx.Log(Info, $"Queue {_name} drained; stopping.");
+        else if (_stopNow) LogUnsettled(left, "its drain's time is up", fx);
+        else if (_stopWithoutConsumers && _state.ConsumerCount == 0) LogUnsettled(left, "no consumer is attached to settle them", fx);
+        else return;
+        var drained = new Drained(_name, left, _state.IsJournaled);
         // Consumers and producers are told too: they stop instead of waiting for the queue to come back.
         foreach (var r in _drainRequesters) fx.Send(r, drained);
         foreach (var c in _consumerRefs.Values) fx.Send(c, drained);
         foreach (var p in _producerRefs.Values) fx.Send(p, drained);
         _drainRequesters.Clear();
         fx.Stop();
+    }
+
+    private void LogUnsettled(int left, string why, IQueueEffects fx)
+    {
+        if (_state.IsJournaled)
+            fx.Log(Warning, $"Queue {_name} stopped draining with {left} accepted messages not yet settled ({why}); its journal keeps them, and they are delivered when the queue starts again.");
+        else
+            fx.Log(Error, $"Queue {_name} stopped draining with {left} accepted messages not yet settled ({why}); it holds them in memory only, so they are lost.");
     }
 
     /// <summary>

@@ -128,6 +128,9 @@ internal sealed partial class QueueState
 
     public bool IsDraining => _draining;
 
+    /// <summary>True when every change is recorded in a journal (a durable queue), so what is held survives the queue.</summary>
+    public bool IsJournaled => _recorder is not null;
+
     /// <summary>Draining and nothing held any more: the queue may stop.</summary>
     public bool IsDrained => _draining && Held == 0 && _parked.Count == 0;
 

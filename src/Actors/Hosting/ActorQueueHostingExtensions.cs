@@ -51,6 +51,7 @@ public static class ActorQueueHostingExtensions
         ArgumentNullException.ThrowIfNull(options);
         builder.AddHocon(ConfigurationFactory.ParseString(options.ToHocon()), HoconAddMode.Prepend);
         builder.AddHocon(ActorQueueConfig.Default(), HoconAddMode.Append);
+        builder.AddHocon(ConfigurationFactory.ParseString(options.ShutdownHocon()), HoconAddMode.Append);
         var queues = options.Queues.ToArray();
         return builder.WithActors(async (system, registry, _) =>
         {

@@ -49,9 +49,27 @@ public sealed record StartConsumer(string QueueName, IQueueHandler Handler, Cons
 /// <param name="Consumer">The backoff supervisor around the consumer; stop it to stop the consumer for good.</param>
 public sealed record ConsumerStarted(IActorRef Consumer);
 
-/// <summary>Drains every queue; replies <see cref="Akka.Done"/> once all have drained or stopped.</summary>
+/// <summary>
+/// Drains every queue (see <see cref="Drain"/>); replies <see cref="AllDrained"/> once every queue has stopped, each
+/// with what it still held. This is what CoordinatedShutdown runs when actor-queue.drain-on-shutdown is on.
+/// </summary>
 public sealed record DrainAll : IGuardianCommand
 {
-    /// <summary>The one instance.</summary>
+    /// <summary>A drain with no time limit that waits for consumers to settle everything.</summary>
     public static readonly DrainAll Instance = new();
+
+    /// <summary>How long queues get to settle what they hold; past it each still running is stopped with what it holds. Null: no limit.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>A queue with no consumer attached stops at once instead of waiting for one (see <see cref="Drain.StopWithoutConsumers"/>).</summary>
+    public bool StopWithoutConsumers { get; init; }
+}
+
+/// <summary>Every queue has stopped after a <see cref="DrainAll"/>.</summary>
+/// <param name="Queues">One report per queue that answered, with what it still held when it stopped.</param>
+/// <param name="Unanswered">Queues that stopped without saying what they held (they failed while draining).</param>
+public sealed record AllDrained(IReadOnlyList<Drained> Queues, IReadOnlyList<string> Unanswered)
+{
+    /// <summary>Accepted messages the queues had not settled when they stopped, summed.</summary>
+    public int Left => Queues.Sum(q => q.Left);
 }

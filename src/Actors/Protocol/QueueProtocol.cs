@@ -85,17 +85,35 @@ public sealed record Redriven(int Count, int Remaining);
 
 /// <summary>
 /// Asks a queue to stop accepting, finish what it holds, then stop; it replies <see cref="Drained"/> first (and tells its
-/// consumers and producers the same, so they stop rather than wait for it to come back).
+/// consumers and producers the same, so they stop rather than wait for it to come back). Repeating it is harmless, and a
+/// later one may add <see cref="StopWithoutConsumers"/> or <see cref="Now"/> to one already under way.
 /// </summary>
 public sealed record Drain
 {
-    /// <summary>The one instance.</summary>
+    /// <summary>A drain that waits until everything held is settled, however long that takes.</summary>
     public static readonly Drain Instance = new();
+
+    /// <summary>
+    /// Stop as soon as no consumer is attached, instead of waiting for one to come: with nobody to hand work to, waiting
+    /// gains nothing. What the queue still holds then is counted in <see cref="Drained.Left"/>. Used at shutdown.
+    /// </summary>
+    public bool StopWithoutConsumers { get; init; }
+
+    /// <summary>
+    /// Stop now with whatever is still held (counted in <see cref="Drained.Left"/>): the drain's time is up. Acks that
+    /// arrive later find no queue; a durable queue keeps everything unsettled in its journal.
+    /// </summary>
+    public bool Now { get; init; }
 }
 
-/// <summary>The queue has settled everything it held and is stopping.</summary>
+/// <summary>The queue has stopped accepting and is stopping: it settled everything it held, or says how much it did not.</summary>
 /// <param name="QueueName">The queue.</param>
-public sealed record Drained(string QueueName);
+/// <param name="Left">
+/// Accepted messages not yet settled when it stopped (ready, in flight or delayed): 0 for a complete drain. An in-memory
+/// queue loses them; a durable queue keeps them (see <paramref name="Kept"/>).
+/// </param>
+/// <param name="Kept">True when the queue is durable, so that what is <paramref name="Left"/> stays in its journal and is delivered after it starts again.</param>
+public sealed record Drained(string QueueName, int Left = 0, bool Kept = false);
 
 /// <summary>The queue did not understand a message; it changed nothing.</summary>
 /// <param name="Request">The message it could not use.</param>

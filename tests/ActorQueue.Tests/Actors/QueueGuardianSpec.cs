@@ -136,8 +136,8 @@ public class QueueGuardianSpec : Akka.TestKit.Xunit2.TestKit
         await queues.StartConsumerAsync("drain-a", handler);
         Watch(a);
         Watch(b);
-        var done = await queues.Guardian.Ask<Done>(DrainAll.Instance, TimeSpan.FromSeconds(5));
-        Assert.Equal(Done.Instance, done);
+        var done = await queues.Guardian.Ask<AllDrained>(DrainAll.Instance, TimeSpan.FromSeconds(5));
+        Assert.Equal(0, done.Left);
         Assert.True(handler.Completed.ContainsKey("held"));
         var stopped = new[] { (await ExpectMsgAsync<Terminated>()).ActorRef, (await ExpectMsgAsync<Terminated>()).ActorRef };
         Assert.Equal(new[] { a, b }.OrderBy(r => r.Path.Name), stopped.OrderBy(r => r.Path.Name));

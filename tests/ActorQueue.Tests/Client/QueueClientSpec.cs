@@ -220,6 +220,20 @@ public class QueueClientSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_client_disposed_after_its_actor_system_stopped_returns_at_once_and_refuses_new_calls()
+    {
+        // The order a host's shutdown takes: the actor system stops first, then the DI container disposes the client.
+        var system = ActorSystem.Create("gone", Akka.Configuration.ConfigurationFactory.ParseString(Specs.Hocon));
+        await system.ActorQueues().CreateQueueAsync("gone", Specs.Queue());
+        var client = new QueueClient<int>(system, "gone", new QueueClientOptions { AskTimeout = TimeSpan.FromSeconds(30) });
+        await client.EnqueueAsync(1);
+        await system.Terminate();
+
+        await client.DisposeAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+        await Assert.ThrowsAsync<QueueClosedException>(() => client.EnqueueAsync(2));
+    }
+
+    [Fact]
     public async Task Cancellation_before_the_call_sends_nothing()
     {
         var (queue, client) = await ClientAsync("precancelled", capacity: 3);

@@ -208,6 +208,27 @@ public sealed class HostingSpec : IAsyncLifetime
     }
 
     [Fact]
+    public async Task StopAsync_drains_for_the_drain_timeout_not_the_phase_s_5s_default_so_a_slow_handler_finishes_everything()
+    {
+        // 200 messages at 40 ms each, one at a time: about 8 s of work, more than CoordinatedShutdown's default 5 s phase.
+        var handled = new SlowHandler.Count();
+        var host = await StartAsync(
+            b => b.WithActorQueue(o =>
+                {
+                    o.DrainOnShutdown = true;
+                    o.DrainTimeout = TimeSpan.FromSeconds(60);
+                    o.AddQueue("slow-drain", q => q.Capacity = 200);
+                })
+                .WithQueueConsumer<SlowHandler, int>("slow-drain", concurrency: 1),
+            s => s.AddSingleton(handled).AddTransient<SlowHandler>().AddQueueClient<int>("slow-drain"));
+        Assert.Equal(200, await host.Services.GetRequiredService<IQueueClient<int>>().EnqueueManyAsync(Enumerable.Range(0, 200)));
+
+        await host.StopAsync();
+
+        Assert.Equal(200, handled.Value);
+    }
+
+    [Fact]
     public async Task Clients_are_registered_keyed_by_queue_name()
     {
         var host = await StartAsync(b => b.WithActorQueue(o => o.AddQueue("a").AddQueue("b")),
@@ -251,6 +272,24 @@ public sealed class HostingSpec : IAsyncLifetime
         {
             seen.Add(((string)delivery.Message, _id, scope.Id));
             return Task.CompletedTask;
+        }
+    }
+
+    private sealed class SlowHandler(SlowHandler.Count count) : IQueueHandler<int>
+    {
+        public sealed class Count
+        {
+            private int _value;
+
+            public int Value => Volatile.Read(ref _value);
+
+            public void Add() => Interlocked.Increment(ref _value);
+        }
+
+        public async Task HandleAsync(int message, DeliveryContext context, CancellationToken cancellationToken)
+        {
+            await Task.Delay(40, cancellationToken);
+            count.Add();
         }
     }
 
