@@ -21,6 +21,9 @@ public sealed class ActorQueueExtension : IExtension
     {
         var config = ActorQueueConfig.For(system);
         var r = new SettingsReader(config.GetConfig(ActorQueueConfig.Root), ActorQueueConfig.Root);
+        foreach (var (key, didYouMean) in ActorQueueConfig.UnknownKeys(config))
+            system.Log.Warning("Unknown ActorQueue setting {0} is ignored{1}; every setting is listed in ActorQueue's reference.conf.",
+                key, didYouMean is null ? "" : $" (did you mean {didYouMean}?)");
         Guardian = system.ActorOf(QueueGuardian.Props(config), r.String("guardian-name"));
         if (r.Bool("drain-on-shutdown")) DrainOnShutdown(system, Guardian, r.Duration("drain-timeout"));
     }

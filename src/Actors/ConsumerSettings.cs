@@ -33,7 +33,7 @@ public sealed record ConsumerSettings
     public double RestartRandomFactor
     {
         get => _restartRandomFactor;
-        init => _restartRandomFactor = value is >= 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The random factor must be between 0 and 1.");
+        init => _restartRandomFactor = QueueSettings.Fraction<ConsumerSettings>(value);
     }
 
     /// <summary>

@@ -72,8 +72,11 @@ public sealed class QueueGuardian : UntypedActor
         }
         catch (Exception e) when (message is IGuardianCommand)
         {
-            // A bad request must not restart the guardian: a restart would stop every queue it supervises.
-            _log.Error(e, "ActorQueue guardian could not carry out {0}.", message);
+            // A bad request must not restart the guardian: a restart would stop every queue it supervises. A request's own
+            // mistake (a bad setting or name) is the caller's to report, with the message that names it; anything else
+            // is logged here too.
+            if (e is not (ConfigurationException or ArgumentException))
+                _log.Error(e, "ActorQueue guardian could not carry out {0}.", message);
             Sender.Tell(new Status.Failure(e));
         }
     }

@@ -47,7 +47,7 @@ public sealed record QueueSettings
     public double RetryRandomFactor
     {
         get => _retryRandomFactor;
-        init => _retryRandomFactor = value is >= 0 and <= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "The random factor must be between 0 and 1.");
+        init => _retryRandomFactor = Fraction<QueueSettings>(value);
     }
 
     /// <summary>Most credit one producer holds at once; at least 1.</summary>
@@ -104,7 +104,7 @@ public sealed record QueueSettings
         var minBackoff = r.Duration("retry.min-backoff", allowZero: true);
         var maxBackoff = r.Duration("retry.max-backoff", allowZero: true);
         if (maxBackoff < minBackoff)
-            throw r.Invalid("retry.max-backoff", maxBackoff.ToString(), $"it must not be below retry.min-backoff ({minBackoff})");
+            throw new SettingConflictException(r.Invalid("retry.max-backoff", maxBackoff.ToString(), $"it must not be below retry.min-backoff ({minBackoff})").Message);
         return new QueueSettings
         {
             Capacity = r.Int("capacity", 1),
@@ -156,6 +156,12 @@ public sealed record QueueSettings
 
     internal static TimeSpan NotNegative<TOwner>(TimeSpan value, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
         value >= TimeSpan.Zero ? value : throw Invalid<TOwner>(property, value, "it must not be negative");
+
+    internal static double Fraction<TOwner>(double value, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
+        value is >= 0 and <= 1 ? value : throw Invalid<TOwner>(property, value, "it must be between 0 and 1");
+
+    internal static string NotEmpty<TOwner>(string value, [System.Runtime.CompilerServices.CallerMemberName] string property = "") =>
+        string.IsNullOrWhiteSpace(value) ? throw new ArgumentException($"Invalid {typeof(TOwner).Name}.{property} = \"{value}\": it must not be empty.", property) : value;
 
     private static ArgumentOutOfRangeException Invalid<TOwner>(string property, object value, string rule) =>
         new(property, value, $"Invalid {typeof(TOwner).Name}.{property} = {value}: {rule}.");

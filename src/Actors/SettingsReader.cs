@@ -56,3 +56,7 @@ internal readonly struct SettingsReader(Config config, string path, Config? over
         return config.GetString(key) ?? "";
     }
 }
+
+/// <summary>A setting that is valid alone but contradicts another one (a maximum below its minimum).</summary>
+/// <param name="message">The error, naming both keys and the value.</param>
+internal sealed class SettingConflictException(string message) : ConfigurationException(message);

@@ -28,10 +28,10 @@ public sealed record DurableQueueOptions
     public DurableStore Store { get; init; } = DurableStore.Sqlite;
 
     /// <summary>The directory of the SQLite file, created if missing; relative paths are from the working directory.</summary>
-    public string DataDirectory { get => _dataDirectory; init => _dataDirectory = NotEmpty(value); }
+    public string DataDirectory { get => _dataDirectory; init => _dataDirectory = QueueSettings.NotEmpty<DurableQueueOptions>(value); }
 
     /// <summary>The SQLite file's name within <see cref="DataDirectory"/>.</summary>
-    public string FileName { get => _fileName; init => _fileName = NotEmpty(value); }
+    public string FileName { get => _fileName; init => _fileName = QueueSettings.NotEmpty<DurableQueueOptions>(value); }
 
     /// <summary>
     /// The PostgreSQL connection string (required for <see cref="DurableStore.PostgreSql"/>), or for SQLite a full
@@ -40,16 +40,16 @@ public sealed record DurableQueueOptions
     public string? ConnectionString { get; init; }
 
     /// <summary>A snapshot every this many journaled events bounds a queue's recovery time; at least 1.</summary>
-    public int SnapshotEvery { get => _snapshotEvery; init => _snapshotEvery = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), value, "A snapshot interval must be at least 1 event."); }
+    public int SnapshotEvery { get => _snapshotEvery; init => _snapshotEvery = QueueSettings.AtLeast<DurableQueueOptions>(value, 1); }
 
     /// <summary>After a snapshot is saved, delete the journal rows and older snapshots it makes redundant.</summary>
     public bool DeleteOnSnapshot { get; init; } = true;
 
     /// <summary>The Akka.Persistence journal plugin durable queues write to.</summary>
-    public string JournalPluginId { get => _journalPluginId; init => _journalPluginId = NotEmpty(value); }
+    public string JournalPluginId { get => _journalPluginId; init => _journalPluginId = QueueSettings.NotEmpty<DurableQueueOptions>(value); }
 
     /// <summary>The Akka.Persistence snapshot-store plugin durable queues write to.</summary>
-    public string SnapshotPluginId { get => _snapshotPluginId; init => _snapshotPluginId = NotEmpty(value); }
+    public string SnapshotPluginId { get => _snapshotPluginId; init => _snapshotPluginId = QueueSettings.NotEmpty<DurableQueueOptions>(value); }
 
     /// <summary>The SQLite file this configuration writes to (from the connection string when one is given), or null for PostgreSQL.</summary>
     public string? SqliteFile => Store != DurableStore.Sqlite ? null
@@ -115,7 +115,4 @@ public sealed record DurableQueueOptions
         var value = r.String(key);
         return string.IsNullOrWhiteSpace(value) ? throw r.Invalid(key, "\"\"", "it must not be empty") : value;
     }
-
-    private static string NotEmpty(string value) =>
-        string.IsNullOrWhiteSpace(value) ? throw new ArgumentException("The value must not be empty.", nameof(value)) : value;
 }

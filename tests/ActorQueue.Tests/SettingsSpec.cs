@@ -40,7 +40,7 @@ public class SettingsSpec
     [InlineData("producer-credit = 0", "actor-queue.queue.producer-credit = 0", "at least 1")]
     public void Bad_queue_setting_fails_naming_the_key_and_the_value(string setting, string named, string rule)
     {
-        var error = Assert.Throws<ConfigurationException>(() => QueueSettings.Create(Hocon($"actor-queue.queue {{ {setting} }}")));
+        var error = Assert.ThrowsAny<ConfigurationException>(() => QueueSettings.Create(Hocon($"actor-queue.queue {{ {setting} }}")));
         Assert.Contains(named, error.Message);
         Assert.Contains(rule, error.Message);
     }
@@ -87,6 +87,11 @@ public class SettingsSpec
         AssertNamed("ConsumerSettings.Concurrency = -3: it must be at least 1", () => new ConsumerSettings { Concurrency = -3 });
         AssertNamed("ProducerSettings.BufferSize = 0: it must be at least 1", () => new ProducerSettings { BufferSize = 0 });
         AssertNamed("QueueClientOptions.MaxPending = 0: it must be at least 1", () => new ActorQueue.Client.QueueClientOptions { MaxPending = 0 });
+        AssertNamed("QueueSettings.RetryRandomFactor = 1.5: it must be between 0 and 1", () => new QueueSettings { RetryRandomFactor = 1.5 });
+        AssertNamed("ConsumerSettings.RestartRandomFactor = -0.1: it must be between 0 and 1", () => new ConsumerSettings { RestartRandomFactor = -0.1 });
+        AssertNamed("DurableQueueOptions.SnapshotEvery = 0: it must be at least 1", () => new ActorQueue.Persistence.DurableQueueOptions { SnapshotEvery = 0 });
+        var empty = Assert.Throws<ArgumentException>(() => new ActorQueue.Persistence.DurableQueueOptions { DataDirectory = " " });
+        Assert.StartsWith("Invalid DurableQueueOptions.DataDirectory = \" \": it must not be empty.", empty.Message);
 
         static void AssertNamed(string expected, Func<object> create)
         {
@@ -94,6 +99,38 @@ public class SettingsSpec
             Assert.Contains(expected, e.Message);
             Assert.Equal(expected.Split('=')[0].Trim().Split('.')[1], e.ParamName);
         }
+    }
+
+    [Fact]
+    public void Keys_under_actor_queue_that_nothing_reads_are_found_with_the_key_they_resemble()
+    {
+        var config = Hocon("""
+            actor-queue.queue.capcity = 5
+            actor-queue.queue.capacity = 5
+            actor-queue.queues.orders { ack-timout = 1s, max-attempts = 3 }
+            actor-queue.consumer.restart.max-backof = 1s
+            actor-queue.bogus = 1
+            actor-queue.queues.orders.retry = 3
+            """);
+
+        var unknown = ActorQueueConfig.UnknownKeys(config).OrderBy(u => u.Key, StringComparer.Ordinal).ToArray();
+
+        Assert.Equal(new (string, string?)[]
+        {
+            ("actor-queue.bogus", null),
+            ("actor-queue.consumer.restart.max-backof", "actor-queue.consumer.restart.max-backoff"),
+            ("actor-queue.queue.capcity", "actor-queue.queue.capacity"),
+            ("actor-queue.queues.\"orders\".ack-timout", "actor-queue.queues.\"orders\".ack-timeout"),
+            ("actor-queue.queues.\"orders\".retry", null),
+        }, unknown);
+    }
+
+    [Fact]
+    public void The_reference_and_the_demo_s_configuration_hold_no_unknown_key()
+    {
+        Assert.Empty(ActorQueueConfig.UnknownKeys(ActorQueueConfig.Default()));
+        var hostConf = Path.Combine(AppContext.BaseDirectory, "host.conf");
+        Assert.Empty(ActorQueueConfig.UnknownKeys(ConfigurationFactory.ParseString(File.ReadAllText(hostConf)).WithFallback(ActorQueueConfig.Default())));
     }
 
     [Fact]

@@ -49,7 +49,9 @@ public static class ActorQueueHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(options);
-        builder.AddHocon(ConfigurationFactory.ParseString(options.ToHocon()), HoconAddMode.Prepend);
+        var hocon = ConfigurationFactory.ParseString(options.ToHocon());
+        Validate(hocon, options);
+        builder.AddHocon(hocon, HoconAddMode.Prepend);
         builder.AddHocon(ActorQueueConfig.Default(), HoconAddMode.Append);
         builder.AddHocon(ConfigurationFactory.ParseString(options.ShutdownHocon()), HoconAddMode.Append);
         var queues = options.Queues.ToArray();
@@ -63,6 +65,23 @@ public static class ActorQueueHostingExtensions
                 if (q.RegistryKey is not null) registry.TryRegister(q.RegistryKey, queue);
             }
         });
+    }
+
+    // A value set in code is checked where it is set, so a bad one fails once, as the host builds, with its key named
+    // (the same message HOCON gets), instead of failing the actor system's start. Rules that tie two keys together
+    // wait for start-up: the other key may come from the application's HOCON.
+    private static void Validate(Config hocon, ActorQueueOptions options)
+    {
+        var config = ActorQueueConfig.WithDefaults(hocon);
+        try
+        {
+            new SettingsReader(config.GetConfig(ActorQueueConfig.Root), ActorQueueConfig.Root).Duration("drain-timeout");
+            ConsumerSettings.Create(config);
+            foreach (var q in options.Queues) QueueSettings.Create(config, q.Name);
+        }
+        catch (SettingConflictException)
+        {
+        }
     }
 
     /// <summary>
@@ -101,7 +120,9 @@ public static class ActorQueueHostingExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentException.ThrowIfNullOrEmpty(queueName);
-        ArgumentOutOfRangeException.ThrowIfLessThan(instances, 1);
+        AtLeastOne(queueName, concurrency, nameof(concurrency));
+        AtLeastOne(queueName, prefetch, nameof(prefetch));
+        AtLeastOne(queueName, instances, nameof(instances));
         return builder.WithActors(async (system, _, resolver) =>
         {
             var extension = system.ActorQueues();
@@ -119,6 +140,12 @@ public static class ActorQueueHostingExtensions
             for (var i = 0; i < instances; i++)
                 await extension.StartConsumerAsync(queueName, handler, settings).ConfigureAwait(false);
         });
+    }
+
+    private static void AtLeastOne(string queueName, int? value, string parameter)
+    {
+        if (value < 1)
+            throw new ArgumentOutOfRangeException(parameter, value, $"Invalid WithQueueConsumer(\"{queueName}\", {parameter}: {value}): it must be at least 1.");
     }
 
     /// <summary>

@@ -32,8 +32,17 @@ public sealed class HostingSpec : IAsyncLifetime
                 configure(b);
             });
         }).Build();
+        try
+        {
+            await host.StartAsync();
+        }
+        catch
+        {
+            // A host that failed to start cannot be stopped (one that never built its services throws); it is disposed.
+            host.Dispose();
+            throw;
+        }
         _hosts.Add(host);
-        await host.StartAsync();
         return host;
     }
 
@@ -162,11 +171,52 @@ public sealed class HostingSpec : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Bad_option_fails_host_start_up()
+    public async Task A_bad_option_set_in_code_fails_host_start_up_once_naming_its_key_before_the_actor_system_starts()
     {
-        var error = await Record.ExceptionAsync(() => StartAsync(b => b.WithActorQueue("orders", capacity: 0)));
-        Assert.NotNull(error);
-        Assert.Contains("actor-queue.queues.\"orders\".capacity = 0", error.ToString());
+        var capture = new CapturingLoggerProvider();
+        var error = await Assert.ThrowsAsync<Akka.Configuration.ConfigurationException>(() => StartAsync(
+            b => b.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); }).WithActorQueue("orders", capacity: 0),
+            s => s.AddLogging(l => l.AddProvider(capture))));
+        Assert.Equal("Invalid ActorQueue setting actor-queue.queues.\"orders\".capacity = 0: it must be at least 1.", error.Message);
+        // The host reports its failed start; nothing else repeats it (no actor system was started to log it again).
+        Assert.Single(capture.Entries, e => (e.Message + e.Error?.Message).Contains("capacity = 0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_bad_setting_in_hocon_fails_start_up_and_actor_queue_does_not_log_it_a_second_time()
+    {
+        var capture = new CapturingLoggerProvider();
+        var error = await Assert.ThrowsAsync<Akka.Configuration.ConfigurationException>(() => StartAsync(
+            b => b.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
+                .AddHocon(Akka.Configuration.ConfigurationFactory.ParseString("actor-queue.queue.capacity = 0"), HoconAddMode.Prepend)
+                .WithActorQueue("orders"),
+            s => s.AddLogging(l => l.AddProvider(capture))));
+        Assert.Contains("actor-queue.queue.capacity = 0", error.Message);
+        Assert.DoesNotContain(capture.Entries, e => e.Category.StartsWith("Akka.Actor", StringComparison.Ordinal) && (e.Message + e.Error?.Message).Contains("capacity = 0", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(0, 1, 1, "concurrency: 0")]
+    [InlineData(1, -2, 1, "prefetch: -2")]
+    [InlineData(1, 1, 0, "instances: 0")]
+    public void WithQueueConsumer_refuses_a_bad_argument_naming_it_and_its_queue(int concurrency, int prefetch, int instances, string named)
+    {
+        var builder = new AkkaConfigurationBuilder(new ServiceCollection(), "args");
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => builder.WithQueueConsumer<RecordingScopedHandler>("jobs", concurrency, prefetch, instances));
+        Assert.StartsWith($"Invalid WithQueueConsumer(\"jobs\", {named}): it must be at least 1.", error.Message);
+    }
+
+    [Fact]
+    public async Task A_misspelled_key_under_actor_queue_is_reported_with_the_key_it_resembles()
+    {
+        var capture = new CapturingLoggerProvider();
+        await StartAsync(
+            b => b.ConfigureLoggers(l => { l.ClearLoggers(); l.AddLoggerFactory(); })
+                .AddHocon(Akka.Configuration.ConfigurationFactory.ParseString("actor-queue.queue.capcity = 5"), HoconAddMode.Prepend)
+                .WithActorQueue("typo"),
+            s => s.AddLogging(l => l.AddProvider(capture)));
+        var warning = Assert.Single(capture.Entries, e => e.Level == Microsoft.Extensions.Logging.LogLevel.Warning && e.Message.Contains("capcity", StringComparison.Ordinal));
+        Assert.Contains("Unknown ActorQueue setting actor-queue.queue.capcity is ignored (did you mean actor-queue.queue.capacity?)", warning.Message);
     }
 
     [Fact]
