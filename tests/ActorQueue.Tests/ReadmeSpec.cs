@@ -55,7 +55,7 @@ public class ReadmeSpec
     [Fact]
     public void Readme_starts_with_the_demo_and_test_commands()
     {
-        var text = string.Join('\n', Lines("README.md").Take(6));
+        var text = string.Join('\n', Lines("README.md").Take(12));
         Assert.Contains("dotnet run --project src/Host", text);
         Assert.Contains("dotnet test ActorQueue.sln", text);
     }
