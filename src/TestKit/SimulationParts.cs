@@ -1,0 +1,276 @@
+using System.Collections.Concurrent;
+using ActorQueue.Protocol;
+using Akka.Actor;
+using Akka.TestKit;
+
+namespace ActorQueue.TestKit;
+
+/// <summary>Records the queue's answers to producers and plain enqueues as acceptances and rejections.</summary>
+internal sealed class ReplyRecorder : UntypedActor
+{
+    private readonly History _history;
+    private readonly ConcurrentDictionary<long, string> _correlations;
+    private readonly ConcurrentDictionary<string, bool> _answered;
+
+    public ReplyRecorder(History history, ConcurrentDictionary<long, string> correlations, ConcurrentDictionary<string, bool> answered)
+    {
+        _history = history;
+        _correlations = correlations;
+        _answered = answered;
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case EnqueueAccepted a when _correlations.TryGetValue(a.CorrelationId, out var id):
+                _history.Add(HistoryKind.Accepted, id);
+                _answered[id] = true;
+                break;
+            case EnqueueRejected r when _correlations.TryGetValue(r.CorrelationId, out var id):
+                _history.Add(HistoryKind.Rejected, id, e => e with { Detail = $"{r.Reason}: {r.Detail}" });
+                _answered[id] = true;
+                break;
+        }
+    }
+}
+
+/// <summary>Records messages a drop full mode evicted (published on the event stream).</summary>
+internal sealed class DropRecorder : ReceiveActor
+{
+    public DropRecorder(History history) =>
+        Receive<MessageDropped>(d => history.Add(HistoryKind.Dropped, (d.Message as SimMessage)?.Id ?? d.Message.ToString()));
+}
+
+/// <summary>
+/// What a consumer talks to instead of its queue. Each incarnation of the consumer gets a session child that speaks to
+/// the queue in its place (so the queue watches the session, which stops when its consumer dies) and passes the queue's
+/// answers back, recording when each delivery was dispatched. While held (a pause) what the consumer sends is kept,
+/// bounded, and sent on release; the scenario's link filter may drop messages on the way to the queue.
+/// </summary>
+internal sealed class ConsumerLink : UntypedActor
+{
+    private const int MaxHeld = 100_000;
+
+    private readonly IActorRef _queue;
+    private readonly int _consumer;
+    private readonly History _history;
+    private readonly Func<object, bool>? _pass;
+    private readonly Queue<(object Message, IActorRef Sender)> _held = new();
+    private readonly Dictionary<IActorRef, IActorRef> _sessions = new();
+    private bool _holding;
+    private int _incarnations;
+
+    private readonly Activity _activity;
+
+    public ConsumerLink(IActorRef queue, int consumer, History history, Func<object, bool>? pass, Activity activity)
+    {
+        _activity = activity;
+        _queue = queue;
+        _consumer = consumer;
+        _history = history;
+        _pass = pass;
+    }
+
+    public sealed class Hold
+    {
+        public static readonly Hold Instance = new();
+    }
+
+    public sealed class Release
+    {
+        public static readonly Release Instance = new();
+    }
+
+    protected override void OnReceive(object message)
+    {
+        switch (message)
+        {
+            case Hold:
+                _holding = true;
+                return;
+            case Release:
+                _holding = false;
+                while (_held.TryDequeue(out var h)) Pass(h.Message, h.Sender);
+                return;
+            case Terminated t:
+                // The consumer is gone: its session stops too, so the queue sees it go and takes back what it held.
+                if (_sessions.Remove(t.ActorRef, out var ended)) Context.Stop(ended);
+                return;
+        }
+        if (_pass is not null && !_pass(message)) return;
+        if (!_holding) Pass(message, Sender);
+        else if (_held.Count < MaxHeld) _held.Enqueue((message, Sender));
+    }
+
+    private void Pass(object message, IActorRef consumer)
+    {
+        if (consumer.IsNobody()) return;
+        if (!_sessions.TryGetValue(consumer, out var session))
+        {
+            var queue = _queue;
+            var (index, history, activity) = (_consumer, _history, _activity);
+            session = Context.ActorOf(Props.Create(() => new Session(queue, consumer, index, history, activity)), $"session-{++_incarnations}");
+            _sessions[consumer] = session;
+            Context.Watch(consumer);
+        }
+        session.Tell(message);
+    }
+
+    private sealed class Session(IActorRef queue, IActorRef consumer, int index, History history, Activity activity) : UntypedActor
+    {
+        protected override void OnReceive(object message)
+        {
+            if (Sender.Equals(queue))
+            {
+                if (message is DeliveryBatch batch)
+                    for (var i = 0; i < batch.Count; i++)
+                    {
+                        var d = batch[i];
+                        var id = (d.Message as SimMessage)?.Id ?? d.Message.ToString();
+                        history.Add(HistoryKind.Dispatched, id, e => e with { Actor = index, Attempt = d.Attempt, DeliveryId = d.DeliveryId });
+                    }
+                if (message is DeliveryBatch counted) activity.Delivered(counted.Count);
+                consumer.Tell(message, Self);
+            }
+            else
+            {
+                queue.Tell(message, Self);
+                activity.Forwarded(message);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The simulated handler of one consumer: records each delivery, takes its latency in virtual time, and fails, hangs or
+/// poisons as the seed decides for that message and attempt; then runs the scenario's own handler, if any.
+/// </summary>
+internal sealed class SimHandler(int consumer, int seed, HandlerBehavior behavior, History history, TestScheduler clock, Activity activity) : IQueueHandler
+{
+    public async Task HandleAsync(Delivery delivery, CancellationToken cancellationToken)
+    {
+        activity.Begin();
+        try
+        {
+            await HandleCountedAsync(delivery, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            activity.End();
+        }
+    }
+
+    private async Task HandleCountedAsync(Delivery delivery, CancellationToken cancellationToken)
+    {
+        var m = delivery.Message as SimMessage;
+        var id = m?.Id ?? delivery.Message.ToString() ?? "?";
+        history.Add(HistoryKind.Delivered, id, e => e with { Actor = consumer, Attempt = delivery.Attempt, DeliveryId = delivery.DeliveryId });
+        try
+        {
+            var span = behavior.MaxLatency - behavior.MinLatency;
+            var latency = behavior.MinLatency + span * SimRandom.Pick(seed, id, delivery.Attempt, 1);
+            await DelayAsync(latency, cancellationToken).ConfigureAwait(false);
+            if (SimRandom.Pick(seed, id, delivery.Attempt, 2) < behavior.HangRate) await DelayAsync(behavior.HangFor, cancellationToken).ConfigureAwait(false);
+            if (SimRandom.Pick(seed, id, 0, 3) < behavior.PoisonRate) throw new SimulatedFailure($"{id} is a poison message");
+            if (SimRandom.Pick(seed, id, delivery.Attempt, 4) < behavior.FailureRate) throw new SimulatedFailure($"{id} failed attempt {delivery.Attempt}");
+            if (behavior.Inner is { } inner)
+                await inner.HandleAsync(delivery with { Message = m?.Body ?? delivery.Message }, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e)
+        {
+            history.Add(HistoryKind.Nacked, id, x => x with { Actor = consumer, Attempt = delivery.Attempt, DeliveryId = delivery.DeliveryId, Detail = e.Message });
+            activity.Completed(delivery.DeliveryId);
+            throw;
+        }
+        history.Add(HistoryKind.Acked, id, e => e with { Actor = consumer, Attempt = delivery.Attempt, DeliveryId = delivery.DeliveryId });
+        activity.Completed(delivery.DeliveryId);
+    }
+
+    // A pause in virtual time: done when the test scheduler's clock passes it. While it waits the handler does not count
+    // as busy; it counts again from the moment its time comes until it next waits or ends.
+    private async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        if (delay <= TimeSpan.Zero) return;
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        activity.End();
+        clock.Advanced.ScheduleOnce(delay, () =>
+        {
+            if (done.Task.IsCompleted) return;
+            activity.Begin();
+            if (!done.TrySetResult()) activity.End();
+        });
+        await using var registration = cancellationToken.Register(() =>
+        {
+            activity.Begin();
+            if (!done.TrySetCanceled(cancellationToken)) activity.End();
+        });
+        await done.Task.ConfigureAwait(false);
+    }
+}
+
+/// <summary>The failure a simulated handler throws.</summary>
+public sealed class SimulatedFailure : Exception
+{
+    /// <summary>A failure with a message saying which message and attempt failed.</summary>
+    /// <param name="message">What failed.</param>
+    public SimulatedFailure(string message) : base(message) { }
+}
+
+/// <summary>
+/// What the simulation is still doing in real time: handlers running (not waiting on virtual time), and handlings
+/// finished whose ack or nack the consumer has not yet passed to its queue. Virtual time moves on only when both are
+/// done, or a settlement has been awaited long enough to be one the consumer will never send (its delivery timed out).
+/// </summary>
+internal sealed class Activity
+{
+    private static readonly long GiveUpAfter = System.Diagnostics.Stopwatch.Frequency / 5; // 200 ms
+
+    private readonly ConcurrentDictionary<long, long> _unsent = new();
+    private int _busy;
+    private long _dispatched;
+
+    /// <summary>Deliveries the sessions have passed on to their consumers.</summary>
+    public long Dispatched => Interlocked.Read(ref _dispatched);
+
+    public void Delivered(int count) => Interlocked.Add(ref _dispatched, count);
+
+    public int Busy => Volatile.Read(ref _busy);
+
+    public void Begin() => Interlocked.Increment(ref _busy);
+
+    public void End() => Interlocked.Decrement(ref _busy);
+
+    public void Completed(long deliveryId) => _unsent[deliveryId] = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    public void Forwarded(object message)
+    {
+        switch (message)
+        {
+            case Ack a: _unsent.TryRemove(a.DeliveryId, out _); break;
+            case Nack n: _unsent.TryRemove(n.DeliveryId, out _); break;
+            case AckBatch b:
+                foreach (var id in b.DeliveryIds) _unsent.TryRemove(id, out _);
+                break;
+            case AckRange r:
+                foreach (var id in _unsent.Keys)
+                    if (id >= r.FromDeliveryId && id <= r.ToDeliveryId) _unsent.TryRemove(id, out _);
+                break;
+        }
+    }
+
+    /// <summary>True while a handler runs or a settlement is on its way; settlements awaited too long are forgotten.</summary>
+    public bool Pending()
+    {
+        if (Busy > 0) return true;
+        if (_unsent.IsEmpty) return false;
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        var pending = false;
+        foreach (var (id, at) in _unsent)
+        {
+            if (now - at > GiveUpAfter) _unsent.TryRemove(id, out _);
+            else pending = true;
+        }
+        return pending;
+    }
+}
