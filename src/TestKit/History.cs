@@ -17,6 +17,12 @@ public enum HistoryKind
     /// <summary>The queue sent a delivery of the message to a consumer (it may wait there for a free handler).</summary>
     Dispatched,
 
+    /// <summary>
+    /// The call ended without a definite answer (its producer was killed after sending it): the message may or may not
+    /// have been accepted. Delivering it is then no surprise, and a caller retrying it may cause a duplicate.
+    /// </summary>
+    Unknown,
+
     /// <summary>A handler started a delivery of the message.</summary>
     Delivered,
 

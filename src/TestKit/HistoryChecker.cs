@@ -126,6 +126,7 @@ public static class HistoryChecker
         var sent = new Dictionary<string, HistoryEvent>(StringComparer.Ordinal);
         var accepted = new HashSet<string>(StringComparer.Ordinal);
         var rejected = new HashSet<string>(StringComparer.Ordinal);
+        var unknown = new HashSet<string>(StringComparer.Ordinal);
         var deliveries = new Dictionary<long, HistoryEvent>();
         var firstDelivery = new Dictionary<string, HistoryEvent>(StringComparer.Ordinal);
         var firstDispatch = new Dictionary<string, HistoryEvent>(StringComparer.Ordinal);
@@ -146,6 +147,7 @@ public static class HistoryChecker
                 case HistoryKind.Sent when id is not null: sent.TryAdd(id, e); break;
                 case HistoryKind.Accepted when id is not null: accepted.Add(id); break;
                 case HistoryKind.Rejected when id is not null: rejected.Add(id); break;
+                case HistoryKind.Unknown when id is not null: unknown.Add(id); break;
                 case HistoryKind.Dispatched when id is not null:
                     // When the queue sent it: its deadline runs from here, and dispatches come in the queue's order.
                     deliveries[e.DeliveryId] = e;
@@ -170,8 +172,11 @@ public static class HistoryChecker
             }
         }
 
-        foreach (var id in firstDelivery.Keys.Concat(acks.Keys))
-            if (!sent.ContainsKey(id) || (rejected.Contains(id) && !accepted.Contains(id))) unexpected.Add(id);
+        foreach (var id in firstDelivery.Keys.Concat(firstDispatch.Keys).Concat(acks.Keys))
+            if (!sent.ContainsKey(id) || (rejected.Contains(id) && !accepted.Contains(id) && !unknown.Contains(id))) unexpected.Add(id);
+        // A message whose fate was unknown and that was delivered had been accepted after all: from then on it must not be lost.
+        foreach (var id in unknown)
+            if (firstDispatch.ContainsKey(id) || firstDelivery.ContainsKey(id)) accepted.Add(id);
 
         var unsettled = accepted.Where(id => !acks.ContainsKey(id) && !dead.Contains(id) && !dropped.Contains(id)).Order(StringComparer.Ordinal).ToList();
         var undrained = lastSample is { Held: > 0 };
@@ -200,7 +205,7 @@ public static class HistoryChecker
             Unexpected = unexpected.ToList(),
             OutOfOrder = firstDispatch.Count > 0 ? Inversions(sent, firstDispatch, [], []) : Inversions(sent, firstDelivery, crashes, pauses),
             CapacityExceeded = overCapacity,
-            Unanswered = sent.Keys.Where(id => !accepted.Contains(id) && !rejected.Contains(id)).Order(StringComparer.Ordinal).ToList(),
+            Unanswered = sent.Keys.Where(id => !accepted.Contains(id) && !rejected.Contains(id) && !unknown.Contains(id)).Order(StringComparer.Ordinal).ToList(),
             Accepted = accepted.Count,
             Handled = acks.Count,
             DeadLettered = dead.Count,
@@ -236,7 +241,10 @@ public static class HistoryChecker
         var inversions = new List<OrderInversion>();
         foreach (var producer in sent.Values.Where(e => e.Seq >= 0).GroupBy(e => e.Actor))
         {
-            var delivered = producer.Where(e => firstDelivery.ContainsKey(e.MessageId!)).OrderBy(e => e.Seq).Select(e => firstDelivery[e.MessageId!]).ToList();
+            // Only messages whose first delivery is in the history (attempt 1): one whose first went to a consumer that died
+            // on receipt shows up first as a redelivery, which may rightly come after later messages.
+            var delivered = producer.Where(e => firstDelivery.TryGetValue(e.MessageId!, out var d) && d.Attempt == 1)
+                .OrderBy(e => e.Seq).Select(e => firstDelivery[e.MessageId!]).ToList();
             var latest = (HistoryEvent?)null;
             foreach (var d in delivered)
             {

@@ -12,11 +12,15 @@ internal sealed class ReplyRecorder : UntypedActor
     private readonly ConcurrentDictionary<long, string> _correlations;
     private readonly ConcurrentDictionary<string, bool> _answered;
 
-    public ReplyRecorder(History history, ConcurrentDictionary<long, string> correlations, ConcurrentDictionary<string, bool> answered)
+    private readonly ConcurrentDictionary<IActorRef, bool> _killed;
+
+    public ReplyRecorder(History history, ConcurrentDictionary<long, string> correlations, ConcurrentDictionary<string, bool> answered,
+        ConcurrentDictionary<IActorRef, bool> killed)
     {
         _history = history;
         _correlations = correlations;
         _answered = answered;
+        _killed = killed;
     }
 
     protected override void OnReceive(object message)
@@ -28,8 +32,17 @@ internal sealed class ReplyRecorder : UntypedActor
                 _answered[id] = true;
                 break;
             case EnqueueRejected r when _correlations.TryGetValue(r.CorrelationId, out var id):
-                _history.Add(HistoryKind.Rejected, id, e => e with { Detail = $"{r.Reason}: {r.Detail}" });
-                _answered[id] = true;
+                if (r.Reason == RejectReason.QueueStopped && _killed.ContainsKey(Sender))
+                {
+                    // A producer that was killed answers what it had sent without knowing whether the queue took it.
+                    _history.Add(HistoryKind.Unknown, id, e => e with { Detail = r.Detail });
+                    _answered.TryAdd(id, false);
+                }
+                else
+                {
+                    _history.Add(HistoryKind.Rejected, id, e => e with { Detail = $"{r.Reason}: {r.Detail}" });
+                    _answered[id] = true;
+                }
                 break;
         }
     }
@@ -94,8 +107,9 @@ internal sealed class ConsumerLink : UntypedActor
                 while (_held.TryDequeue(out var h)) Pass(h.Message, h.Sender);
                 return;
             case Terminated t:
-                // The consumer is gone: its session stops too, so the queue sees it go and takes back what it held.
-                if (_sessions.Remove(t.ActorRef, out var ended)) Context.Stop(ended);
+                // The consumer is gone: its session stops too, so the queue sees it go and takes back what it held - after
+                // passing on what the consumer sent on its way out (its returns), which is ahead of this in the session's mailbox.
+                if (_sessions.Remove(t.ActorRef, out var ended)) ended.Tell(PoisonPill.Instance);
                 return;
         }
         if (_pass is not null && !_pass(message)) return;

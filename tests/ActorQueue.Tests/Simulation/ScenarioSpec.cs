@@ -32,11 +32,11 @@ public sealed class ScenarioSpec(ITestOutputHelper output)
     [Fact]
     public async Task Ten_virtual_minutes_of_30s_ack_timeouts_run_in_seconds_of_real_time()
     {
-        // Two producers trickle 300 messages each over ten virtual minutes; handlers hang past the 30 s ack timeout now and
+        // Two producers trickle 301 messages each over ten virtual minutes; handlers hang past the 30 s ack timeout now and
         // then, and a consumer is paused for 45 s twice: deadlines, redeliveries and backoff all happen in virtual time.
         var scenario = Scenario.Create("ten-minutes", seed: 7)
             .WithQueue(q => q with { Capacity = 50, AckTimeout = TimeSpan.FromSeconds(30), MaxAttempts = 10 })
-            .WithProducers(count: 2, messages: 300, perSecond: 0.5, burst: 1)
+            .WithProducers(count: 2, messages: 301, perSecond: 0.5, burst: 1)
             .WithConsumers(count: 2, prefetch: 4, concurrency: 2)
             .WithHandler(h => h with { MaxLatency = TimeSpan.FromSeconds(2), HangRate = 0.02, HangFor = TimeSpan.FromSeconds(40), FailureRate = 0.05 })
             .WithFault(TimeSpan.FromMinutes(3), new Fault.PauseConsumer(0, TimeSpan.FromSeconds(45)))
