@@ -194,6 +194,7 @@ public sealed record Scenario
                 FullMode = via == ProducerKind.Plain ? (FullMode)r.Next(4) : FullMode.Wait,
                 AckTimeout = TimeSpan.FromSeconds(5 + r.Next(30)),
                 MaxAttempts = 2 + r.Next(5),
+                RetryMaxBackoff = TimeSpan.FromSeconds(1 + r.Next(5)),
             },
             Producers = (producers, messages, perSecond, 1 + r.Next(20), via),
             Consumers = (consumers, 1 + r.Next(16), 1 + r.Next(4)),
@@ -202,6 +203,7 @@ public sealed record Scenario
                 MaxLatency = TimeSpan.FromMilliseconds(1 + r.Next(100)),
                 FailureRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.2,
                 HangRate = r.Next(4) == 0 ? r.NextDouble() * 0.02 : 0,
+                HangFor = TimeSpan.FromSeconds(10 + r.Next(50)),
                 PoisonRate = r.Next(4) == 0 ? r.NextDouble() * 0.02 : 0,
             },
         };
