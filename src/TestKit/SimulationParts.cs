@@ -135,7 +135,9 @@ internal sealed class ConsumerLink : UntypedActor
     {
         protected override void OnReceive(object message)
         {
-            if (Sender.Equals(queue))
+            // From the link: the consumer's, for the queue. Anything else is the queue's answer (a durable queue answers
+            // from the journaled actor below its supervisor, so the sender is not the queue's own ref).
+            if (!Sender.Equals(Context.Parent))
             {
                 if (message is DeliveryBatch batch)
                     for (var i = 0; i < batch.Count; i++)
