@@ -73,14 +73,18 @@ public static class ActorQueueHostingExtensions
     private static void Validate(Config hocon, ActorQueueOptions options)
     {
         var config = ActorQueueConfig.WithDefaults(hocon);
-        try
+        new SettingsReader(config.GetConfig(ActorQueueConfig.Root), ActorQueueConfig.Root).Duration("drain-timeout");
+        ConsumerSettings.Create(config);
+        foreach (var q in options.Queues)
         {
-            new SettingsReader(config.GetConfig(ActorQueueConfig.Root), ActorQueueConfig.Root).Duration("drain-timeout");
-            ConsumerSettings.Create(config);
-            foreach (var q in options.Queues) QueueSettings.Create(config, q.Name);
-        }
-        catch (SettingConflictException)
-        {
+            try
+            {
+                QueueSettings.Create(config, q.Name);
+            }
+            catch (SettingConflictException)
+            {
+                // Checked at start-up, against the whole configuration.
+            }
         }
     }
 
