@@ -451,8 +451,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         foreach (var w in _workers)
         {
             if (!w.Busy) continue;
-            var id = w.CurrentId;
-            if (id != 0 && w.TimedOutId != id && now - (w.CurrentStartedAt - DateTimeOffset.UnixEpoch) >= _settings.HandlerTimeout)
+            // One read of what the slot runs: its handler may end on its own thread while we look.
+            if (w.TryGetCurrent(out var id, out var startedAt) && w.TimedOutId != id && now - (startedAt - DateTimeOffset.UnixEpoch) >= _settings.HandlerTimeout)
             {
                 w.TimedOutId = id;
                 _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);

@@ -95,8 +95,17 @@ internal sealed class HandlerWorker
     /// <summary>The delivery whose handler is running now, or 0.</summary>
     public long CurrentId => Volatile.Read(ref _current)?.DeliveryId ?? 0;
 
-    /// <summary>When the running handler started (scheduler time, UTC ticks).</summary>
-    public DateTimeOffset CurrentStartedAt => new(Volatile.Read(ref _current)?.StartedTicks ?? 0, TimeSpan.Zero);
+    /// <summary>
+    /// The delivery whose handler is running now and when it started (scheduler time), read together in one step, so a
+    /// handler that ends meanwhile can never pair one delivery with another's start (or with none); false when none runs.
+    /// </summary>
+    public bool TryGetCurrent(out long deliveryId, out DateTimeOffset startedAt)
+    {
+        var current = Volatile.Read(ref _current);
+        deliveryId = current?.DeliveryId ?? 0;
+        startedAt = new DateTimeOffset(current?.StartedTicks ?? 0, TimeSpan.Zero);
+        return current is not null;
+    }
 
     /// <summary>How far the consumer has taken this chunk's reports (consumer only): what lies beyond is still held.</summary>
     public int ProcessedUpTo { get; set; }
