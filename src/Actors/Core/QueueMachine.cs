@@ -122,6 +122,12 @@ internal sealed class QueueMachine
             Invalid(m, "SequencedMessage needs a producer id.", sender, fx);
             return;
         }
+        if (m.SeqNr < 1)
+        {
+            // Numbers start at 1: anything lower would otherwise pass for a resend and vanish without a word.
+            Invalid(m, $"SequencedMessage needs a sequence number of at least 1, not {m.SeqNr}.", sender, fx);
+            return;
+        }
         // Null cannot come through the constructor, but a deserialized or `with`-built message can carry one.
         TakeSequenced(m.ProducerId, m.SeqNr, m.Message, sender, now, fx);
         fx.RequestFlush();
@@ -214,9 +220,9 @@ internal sealed class QueueMachine
 
     private void HandleRequestCredit(RequestCredit m, object? sender, TimeSpan now, IQueueEffects fx)
     {
-        if (string.IsNullOrEmpty(m.ProducerId))
+        if (string.IsNullOrEmpty(m.ProducerId) || m.UpToSeqNr < 0)
         {
-            Invalid(m, "RequestCredit needs a producer id.", sender, fx);
+            Invalid(m, $"RequestCredit needs a producer id and a sequence number of at least 0, not {m.UpToSeqNr}.", sender, fx);
             return;
         }
         if (_state.IsDraining)
@@ -332,6 +338,12 @@ internal sealed class QueueMachine
 
     private void HandleNack(Nack m, object? sender, TimeSpan now, IQueueEffects fx)
     {
+        if (m.Delay < TimeSpan.Zero)
+        {
+            // The constructor refuses it; one built with `with` or deserialized is refused here rather than retried at once.
+            Invalid(m, $"Nack's delay must not be negative, not {m.Delay}; delivery {m.DeliveryId} stays held until it is settled or its deadline passes.", sender, fx);
+            return;
+        }
         // The message's own id, the one GetDeadLetters lists and RedriveDeadLetter takes, for the log.
         var messageId = _state.MessageIdOf(m.DeliveryId);
         var error = _state.Nack(ConsumerOf(sender), m.DeliveryId, m.Delay, m.Reason, now, out var outcome, m.DeadLetter);

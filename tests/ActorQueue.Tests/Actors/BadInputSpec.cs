@@ -214,4 +214,140 @@ public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal((4, 3, 0), (attempts, (int)stats.Nacked, stats.Dead));
         Sys.Stop(consumer);
     }
+
+    /// <summary>
+    /// Every command with a field out of its range, built past its constructor's check (as `with` or a deserializer can):
+    /// the answer names what is wrong, the refusal is counted, and the message the queue holds is neither settled nor lost.
+    /// </summary>
+    [Fact]
+    public async Task Every_command_with_a_field_out_of_range_is_answered_and_changes_nothing_the_queue_holds()
+    {
+        var held = await HeldDeliveryAsync();
+        var producer = CreateTestProbe();
+        _queue.Tell(new RegisterProducer("p", 10), producer);
+        await producer.ExpectMsgAsync<ProducerCredit>();
+        var stranger = CreateTestProbe();
+
+        async Task Invalid(object command, TestProbe from, string says)
+        {
+            _queue.Tell(command, from);
+            var answer = await from.ExpectMsgAsync<InvalidRequest>();
+            Assert.Contains(says, answer.Reason);
+            Assert.Same(command, answer.Request);
+        }
+
+        async Task Refused(object command, TestProbe from, SettleError error)
+        {
+            _queue.Tell(command, from);
+            Assert.Equal(error, (await from.ExpectMsgAsync<SettleRejected>()).Error);
+        }
+
+        await Invalid(new SequencedMessage("p", 1, "x") with { SeqNr = 0 }, producer, "at least 1, not 0");
+        await Invalid(new SequencedMessage("p", 1, "x") with { SeqNr = -3 }, producer, "not -3");
+        await Invalid(new SequencedBatch("p", 1, ["x"]) with { FirstSeqNr = -1 }, producer, "first sequence number of at least 1");
+        await Invalid(new SequencedBatch("p", 1, ["x"]) with { Messages = null! }, producer, "at least one message");
+        await Invalid(new RequestCredit("p", 5) with { UpToSeqNr = -1 }, producer, "at least 0, not -1");
+        await Invalid(new RequestCredit("p", 5) with { ProducerId = "" }, producer, "producer id");
+        await Invalid(new RegisterProducer("q") with { ProducerId = "" }, stranger, "producer id");
+        await Invalid(new RegisterProducer("q") with { Demand = -1 }, stranger, "demand of at least 0");
+        await Invalid(new Nack(held.DeliveryId) with { Delay = TimeSpan.FromSeconds(-1) }, _consumer, "must not be negative");
+        await Invalid(new Return([held.DeliveryId]) with { DeliveryIds = null! }, _consumer, "delivery ids");
+        await Invalid(new Return([held.DeliveryId]) with { DeliveryIds = new long[Return.MaxLength + 1] }, _consumer, $"{Return.MaxLength} delivery ids");
+        await Invalid(new Pull(1) with { Window = int.MinValue }, _consumer, $"not {int.MinValue}");
+
+        await Refused(new Ack(0), _consumer, SettleError.UnknownDelivery);
+        await Refused(new Ack(-1), _consumer, SettleError.UnknownDelivery);
+        await Refused(new Ack(long.MaxValue), _consumer, SettleError.UnknownDelivery);
+        await Refused(new Nack(0, TimeSpan.Zero), _consumer, SettleError.UnknownDelivery);
+        await Refused(new InProgress(-7), _consumer, SettleError.UnknownDelivery);
+        await Refused(new InProgress(held.DeliveryId), stranger, SettleError.NotHolder);
+        await Refused(new Return([long.MinValue]), _consumer, SettleError.UnknownDelivery);
+        await Refused(new AckBatch([0, -1]), _consumer, SettleError.UnknownDelivery);
+        Assert.Equal(SettleError.UnknownDelivery, (await _consumer.ExpectMsgAsync<SettleRejected>()).Error); // the batch's second id
+
+        // Lookups with ids that were never given out answer plainly.
+        _queue.Tell(new RedriveDeadLetter(-1), stranger);
+        Assert.Equal(0, (await stranger.ExpectMsgAsync<Redriven>()).Count);
+        _queue.Tell(new GetDeadLetters(1) with { Max = int.MinValue }, stranger);
+        Assert.Empty((await stranger.ExpectMsgAsync<DeadLetterList>()).Items);
+        _queue.Tell(new AckBatch([]), _consumer); // nothing to settle: nothing to say
+        await _consumer.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(100));
+
+        // All of that left the held delivery held, and the producer's numbering where it was.
+        var stats = await _queue.StatsAsync();
+        Assert.Equal((1, 0L, 0L, 0), (stats.InFlight, stats.Acked, stats.Nacked, stats.Dead));
+        _queue.Tell(new SequencedMessage("p", 1, "first"), producer);
+        Assert.Equal(1, (await producer.FishForMessageAsync<ProducerCredit>(c => c is ProducerCredit { AcceptedSeqNr: 1 })).AcceptedSeqNr);
+        _queue.Tell(new Ack(held.DeliveryId), _consumer);
+        await QueueStillWorksAsync(expectedInvalid: 21);
+    }
+
+    /// <summary>A payload whose Equals, GetHashCode and ToString all throw, as a careless user type may.</summary>
+    private sealed class Hostile(int n)
+    {
+        public int N { get; } = n;
+        public override bool Equals(object? obj) => throw new InvalidOperationException("Equals of a hostile payload");
+        public override int GetHashCode() => throw new InvalidOperationException("GetHashCode of a hostile payload");
+        public override string ToString() => throw new InvalidOperationException("ToString of a hostile payload");
+    }
+
+    [Fact]
+    public async Task A_payload_whose_Equals_GetHashCode_and_ToString_throw_travels_every_path_untouched()
+    {
+        // Enqueued, evicted by drop-oldest (published as MessageDropped), handled by a consumer
+        // actor, failed into the dead-letter store, listed, redriven and handled again: the queue never calls them.
+        var queue = Sys.ActorOf(QueueActor.Props("hostile", Specs.Queue(capacity: 2, mode: FullMode.DropOldest) with { MaxAttempts = 2 }));
+        var drops = CreateTestProbe();
+        Sys.EventStream.Subscribe(drops.Ref, typeof(MessageDropped));
+        var first = new Hostile(1);
+        queue.Tell(new Enqueue(first, 1));
+        queue.Tell(new Enqueue(new Hostile(2), 2));
+        queue.Tell(new Enqueue(new Hostile(3), 3));
+        for (var i = 1; i <= 3; i++) await ExpectMsgAsync<EnqueueAccepted>();
+        Assert.Same(first, (await drops.ExpectMsgAsync<MessageDropped>()).Message);
+
+        var handled = new System.Collections.Concurrent.ConcurrentQueue<int>();
+        var redriven = 0;
+        var handler = QueueHandler.From((d, _) =>
+        {
+            var h = (Hostile)d.Message;
+            // Message 2 fails until it is redriven; the others go through.
+            if (h.N == 2 && Volatile.Read(ref redriven) == 0) throw new InvalidOperationException("not yet");
+            handled.Enqueue(h.N);
+            return Task.CompletedTask;
+        });
+        var consumer = Sys.ActorOf(ConsumerActor.Props(queue, handler, new ConsumerSettings()));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Dead), TimeSpan.FromSeconds(5));
+        queue.Tell(new GetDeadLetters());
+        var dead = Assert.Single((await ExpectMsgAsync<DeadLetterList>()).Items);
+        Assert.Equal(2, ((Hostile)dead.Message).N);
+        Volatile.Write(ref redriven, 1);
+        queue.Tell(new RedriveDeadLetter(dead.MessageId));
+        Assert.Equal(1, (await ExpectMsgAsync<Redriven>()).Count);
+        await AwaitAssertAsync(() => Assert.Equal(new[] { 2, 3 }, handled.Order()), TimeSpan.FromSeconds(5));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((0, 0, 2L), (stats.Held, stats.Dead, stats.Acked));
+        Sys.Stop(consumer);
+    }
+
+    [Fact]
+    public async Task A_handler_that_returns_a_cancelled_task_or_throws_its_own_cancellation_is_nacked_and_retried()
+    {
+        // Neither is success: the consumer nacks each, saying the handler was cancelled, and the queue retries the message.
+        var calls = 0;
+        var handler = QueueHandler.From((_, _) => Interlocked.Increment(ref calls) switch
+        {
+            1 => Task.FromCanceled(new CancellationToken(canceled: true)),
+            2 => throw new OperationCanceledException("the handler gave up by itself"),
+            _ => Task.CompletedTask,
+        });
+        var queue = Sys.ActorOf(QueueActor.Props("cancelled", Specs.Queue() with { RetryMinBackoff = TimeSpan.FromMilliseconds(10), RetryMaxBackoff = TimeSpan.FromMilliseconds(10) }));
+        var consumer = Sys.ActorOf(ConsumerActor.Props(queue, handler, new ConsumerSettings()));
+        queue.Tell(new Enqueue("work", 1));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Acked), TimeSpan.FromSeconds(5));
+        var stats = await queue.StatsAsync();
+        Assert.Equal((3, 2L, 0), (Volatile.Read(ref calls), stats.Nacked, stats.Dead));
+        Sys.Stop(consumer);
+    }
 }
