@@ -170,21 +170,38 @@ public sealed record Scenario
             yield return only;
             yield break;
         }
-        var soak = int.TryParse(Environment.GetEnvironmentVariable(SoakVariable), out var n) && n > 1 ? n : 1;
-        for (var i = 0; i < count * soak; i++) yield return first + i;
+        for (var i = 0; i < count * SoakFactor; i++) yield return first + i;
     }
+
+    /// <summary>
+    /// The seeds of a seeded test split into blocks of <paramref name="blockSize"/>, one test case each (xunit's
+    /// <c>MemberData</c>), so that a soak run reports as it goes and no single case runs for long: <paramref name="count"/>
+    /// seeds in a normal run, ACTORQUEUE_SOAK=N times as many in a soak, only the one ACTORQUEUE_SEED names when it is set.
+    /// </summary>
+    /// <param name="count">Seeds in a normal run.</param>
+    /// <param name="blockSize">Seeds per block.</param>
+    public static IEnumerable<int[]> SeedBlocks(int count, int blockSize)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(blockSize, 1);
+        return Seeds(count).Chunk(blockSize);
+    }
+
+    private static int SoakFactor => int.TryParse(Environment.GetEnvironmentVariable(SoakVariable), out var n) && n > 1 ? n : 1;
 
     /// <summary>A scenario whose shape (capacity, full mode, producers, consumers, handler failures and faults) is drawn from its seed.</summary>
     /// <param name="name">The scenario's name.</param>
     /// <param name="seed">The seed the shape and the run are drawn from.</param>
+    /// <param name="maxMessages">Most messages each producer sends (at least a tenth of it, and at least 1); smaller runs are quicker, so more seeds fit.</param>
     /// <param name="test">The calling test, for the replay command (filled in by the compiler).</param>
-    public static Scenario Random(string name, int seed, [CallerMemberName] string test = "")
+    public static Scenario Random(string name, int seed, int maxMessages = 200, [CallerMemberName] string test = "")
     {
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxMessages, 1);
         var r = new SimRandom(seed);
         var via = (ProducerKind)r.Next(3);
         var producers = 1 + r.Next(3);
         var consumers = 1 + r.Next(3);
-        var messages = 20 + r.Next(180);
+        var least = Math.Max(1, maxMessages / 10);
+        var messages = least + r.Next(maxMessages - least + 1);
         var perSecond = 50 + r.Next(500);
         var scenario = Create(name, seed, test) with
         {

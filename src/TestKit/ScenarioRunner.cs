@@ -57,8 +57,8 @@ public sealed class ScenarioFailedException : Exception
 internal sealed class ScenarioRunner
 {
     private const string SimulationHocon = """
-        akka.loglevel = WARNING
-        akka.stdout-loglevel = WARNING
+        akka.loglevel = ERROR
+        akka.stdout-loglevel = ERROR
         actor-queue.drain-on-shutdown = off
         actor-queue.consumer.restart { min-backoff = 200ms, max-backoff = 1s }
         """;
