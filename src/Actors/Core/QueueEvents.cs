@@ -20,6 +20,7 @@ internal sealed record MessageAccepted(long MessageId, object Message, string? P
 internal sealed record MessagesAccepted(long FirstMessageId, object[] Messages, string ProducerId, long FirstSeqNr, TimeSpan At) : QueueEvent;
 internal sealed record MessageParked(object Message, string? ProducerId, long SeqNr, long CorrelationId, TimeSpan Deadline, object? ReplyTo) : QueueEvent;
 internal sealed record ParkedMessageRejected(RejectReason Reason) : QueueEvent;
+internal sealed record ProducerParkedRejected(string ProducerId) : QueueEvent;
 internal sealed record MessageRejected(RejectReason Reason) : QueueEvent;
 internal sealed record InvalidRequestRecorded : QueueEvent;
 internal sealed record MessageEvicted(long MessageId, bool Newest) : QueueEvent;

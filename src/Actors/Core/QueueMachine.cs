@@ -205,7 +205,8 @@ internal sealed class QueueMachine
         {
             _producerRefs.Remove(otherId);
             _registrations.Remove(otherId);
-            _state.DeactivateProducer(otherId, now);
+            _state.DeactivateProducer(otherId, now, _parkedOutcomes);
+            ReplyParked(fx);
         }
         _producerRefs[m.ProducerId] = sender;
         _producerIds[sender] = m.ProducerId;
@@ -391,7 +392,8 @@ internal sealed class QueueMachine
         {
             _producerRefs.Remove(producerId);
             _registrations.Remove(producerId);
-            _state.DeactivateProducer(producerId, now);
+            _state.DeactivateProducer(producerId, now, _parkedOutcomes);
+            ReplyParked(fx);
             fx.RequestFlush();
         }
     }

@@ -37,6 +37,7 @@ internal sealed partial class QueueState
             case MessagesAccepted x: OnMessagesAccepted(x.FirstMessageId, x.Messages, x.Messages.Length, x.ProducerId, x.FirstSeqNr, x.At); break;
             case MessageParked x: OnMessageParked(new ParkedMessage(x.Message, x.ProducerId, x.SeqNr, x.CorrelationId, x.Deadline, x.ReplyTo)); break;
             case ParkedMessageRejected: OnParkedRejected(); break;
+            case ProducerParkedRejected x: OnProducerParkedRejected(x.ProducerId); break;
             case MessageRejected: OnMessageRejected(); break;
             case InvalidRequestRecorded: OnInvalidRequest(); break;
             case MessageEvicted x: OnMessageEvicted(x.MessageId, x.Newest); break;
@@ -198,6 +199,17 @@ internal sealed partial class QueueState
     {
         _parked.PushBack(m);
         if (m.ProducerId is not null && _producers.TryGetValue(m.ProducerId, out var p)) p.Parked++;
+    }
+
+    private void OnProducerParkedRejected(string producerId)
+    {
+        for (var i = _parked.Count - 1; i >= 0; i--)
+        {
+            if (_parked[i].ProducerId != producerId) continue;
+            _parked.RemoveAt(i);
+            _counters.Rejected++;
+        }
+        _producers[producerId].Parked = 0;
     }
 
     private void OnParkedRejected()

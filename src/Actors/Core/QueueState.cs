@@ -173,12 +173,24 @@ internal sealed partial class QueueState
     }
 
     /// <summary>
-    /// The producer is gone: its unused credit returns to the queue. Its sequence numbers are kept for
-    /// producer-retention, so that it can come back and resend without duplicates.
+    /// The producer is gone: its unused credit returns to the queue, and its messages still waiting for room are
+    /// rejected into <paramref name="parkedOutcomes"/> (admitted later, they would take the numbers its successor gives
+    /// its own messages). Its sequence numbers are kept for producer-retention, so that it can come back and resend
+    /// without duplicates.
     /// </summary>
-    public void DeactivateProducer(string producerId, TimeSpan now)
+    public void DeactivateProducer(string producerId, TimeSpan now, List<ParkedOutcome>? parkedOutcomes = null)
     {
         if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return;
+        if (p.Parked > 0)
+        {
+            if (parkedOutcomes is not null)
+                for (var i = 0; i < _parked.Count; i++)
+                    if (_parked[i].ProducerId == producerId)
+                        parkedOutcomes.Add(new ParkedOutcome(_parked[i], false, RejectReason.NotRegistered,
+                            $"The producer '{producerId}' stopped before room freed up for its message {_parked[i].SeqNr}; a successor numbers from {p.LastSeqNr + 1}."));
+            OnProducerParkedRejected(producerId);
+            Record(static (id, _) => new ProducerParkedRejected(id), producerId, 0);
+        }
         OnProducerDeactivated(producerId);
         Record(static (id, _) => new ProducerDeactivated(id), producerId, 0);
         p.InactiveSince = now;

@@ -7,10 +7,12 @@ namespace ActorQueue.Tests.Core;
 
 /// <summary>
 /// Two producers' credit windows and the queue's core, co-simulated over a link that loses messages both ways, with
-/// credit leases, parking, drains, restarts (replay, then recovery) and messages the queue refuses for good (as a
-/// durable queue refuses what it cannot write; the producer drops them and renumbers the rest): every message a
-/// producer took is, in the end, either reported accepted to its caller or failed, never both; everything accepted is
-/// handled exactly once; nothing failed is handled.
+/// credit leases, parking, drains, restarts (replay, then recovery), messages the queue refuses for good (as a
+/// durable queue refuses what it cannot write; the producer drops them and renumbers the rest) and producers that crash
+/// (the queue deactivates them, parked messages and all, and a new incarnation with the same id carries on; what the old
+/// one held is failed to its callers as "may have been accepted"): every message a producer took is, in the end,
+/// reported accepted to its caller, failed, or (after a crash) unknown, exactly one of them; everything accepted is
+/// handled exactly once; nothing failed is handled; nothing unknown is handled twice.
 /// </summary>
 public class ProducerWindowSimulationSpec
 {
@@ -29,8 +31,13 @@ public class ProducerWindowSimulationSpec
             AckTimeout = TimeSpan.FromSeconds(3), FullWaitTimeout = TimeSpan.FromSeconds(2), CreditLease = TimeSpan.FromSeconds(1),
         }, payloadCheck: m => m is string s && s.EndsWith("-bad", StringComparison.Ordinal) ? "it cannot be written" : null);
         private readonly ProducerWindow<string>[] _windows = { new(8), new(8) };
-        private readonly Queue<(int Producer, object Message)> _toQueue = new();
-        private readonly Queue<(int Producer, object Message)> _toProducer = new();
+        // Each producer's incarnation: what is addressed to an earlier one never reaches the current one.
+        private readonly int[] _incarnations = new int[2];
+        // The incarnation the queue last heard register, which its credit goes to.
+        private readonly int[] _registered = new int[2];
+        private readonly Queue<(int Producer, int Incarnation, object Message)> _toQueue = new();
+        private readonly Queue<(int Producer, int Incarnation, object Message)> _toProducer = new();
+        private readonly HashSet<string> _unknown = new();
         private readonly HashSet<string> _taken = new();
         private readonly HashSet<string> _acceptedToCaller = new();
         private readonly HashSet<string> _failed = new();
@@ -61,9 +68,13 @@ public class ProducerWindowSimulationSpec
             }
             Settle();
             foreach (var m in _taken)
-                Assert.True(_acceptedToCaller.Contains(m) ^ _failed.Contains(m), $"{m} was reported {(_failed.Contains(m) ? "both accepted and failed" : "neither accepted nor failed")}");
-            foreach (var m in _acceptedToCaller) Assert.Equal(1, _handled.GetValueOrDefault(m));
+            {
+                var fates = (_acceptedToCaller.Contains(m) ? 1 : 0) + (_failed.Contains(m) ? 1 : 0) + (_unknown.Contains(m) ? 1 : 0);
+                Assert.True(fates == 1, $"{m} was reported accepted {_acceptedToCaller.Contains(m)}, failed {_failed.Contains(m)}, unknown {_unknown.Contains(m)}");
+            }
+            foreach (var m in _acceptedToCaller) Assert.True(_handled.GetValueOrDefault(m) == 1, $"{m} was reported accepted but handled {_handled.GetValueOrDefault(m)} times");
             foreach (var m in _failed) Assert.False(_handled.ContainsKey(m), $"{m} was failed to its caller but handled");
+            foreach (var m in _unknown) Assert.True(_handled.GetValueOrDefault(m) <= 1, $"{m} (fate unknown after a crash) was handled {_handled.GetValueOrDefault(m)} times");
             Assert.Equal(_h.State.Describe(), _h.Replay().Describe());
         }
 
@@ -97,7 +108,22 @@ public class ProducerWindowSimulationSpec
                     ReplyParked(_h.Restart());
                     _consumer = NewConsumer();
                     break;
+                case 10 when arg % 40 is 2 or 3: Crash(p); break;
             }
+        }
+
+        // The producer actor dies: the queue sees it terminate (before what it sent last, as a death notice can overtake),
+        // its callers are told their messages may or may not have been accepted, and a new incarnation takes the id.
+        private void Crash(int p)
+        {
+            var outcomes = new List<ParkedOutcome>();
+            _h.State.DeactivateProducer($"p{p}", _h.Now, outcomes);
+            ReplyParked(outcomes);
+            _scratch.Clear();
+            _windows[p].FailFrom(_windows[p].AcceptedSeqNr + 1, _scratch);
+            foreach (var m in _scratch) _unknown.Add(m);
+            _windows[p] = new ProducerWindow<string>(8);
+            _incarnations[p]++;
         }
 
         // A producer (re-)registers, numbering the registration as the producer actor does.
@@ -114,9 +140,10 @@ public class ProducerWindowSimulationSpec
             return c;
         }
 
-        private void Send(Queue<(int, object)> link, int producer, object message)
+        // Sends over the lossy link; to the queue from the producer's current incarnation, to a producer the incarnation given.
+        private void Send(Queue<(int, int, object)> link, int producer, object message, int? incarnation = null)
         {
-            if (_healed || _random.NextDouble() >= _loss) link.Enqueue((producer, message));
+            if (_healed || _random.NextDouble() >= _loss) link.Enqueue((producer, incarnation ?? _incarnations[producer], message));
         }
 
         private void Flush(int p)
@@ -131,29 +158,37 @@ public class ProducerWindowSimulationSpec
         private void DeliverToQueue()
         {
             if (!_toQueue.TryDequeue(out var item)) return;
-            var (p, message) = item;
+            var (p, incarnation, message) = item;
             var s = _h.State;
             switch (message)
             {
                 case RegisterProducer r:
+                    if (incarnation != _registered[p])
+                    {
+                        // Another actor takes the id: the queue lets the previous one go first (as the queue machine does).
+                        var outcomes = new List<ParkedOutcome>();
+                        s.DeactivateProducer(r.ProducerId, _h.Now, outcomes);
+                        ReplyParked(outcomes);
+                        _registered[p] = incarnation;
+                    }
                     _registrations[p] = r.Registration;
                     s.RegisterProducer(r.ProducerId, r.Demand, _h.Now);
                     s.ForgetReported(r.ProducerId);
                     if (s.IsDraining && r.Demand > 0 && s.TryGetProducer(r.ProducerId, out var accepted, out _))
-                        Send(_toProducer, p, new SequenceRejected(accepted + 1, RejectReason.Draining, "draining"));
+                        Send(_toProducer, p, new SequenceRejected(accepted + 1, RejectReason.Draining, "draining"), incarnation);
                     break;
                 case RequestCredit r:
-                    if (s.IsDraining) Send(_toProducer, p, new SequenceRejected(r.UpToSeqNr, RejectReason.Draining, "draining"));
-                    else if (!s.RequestCredit(r.ProducerId, r.UpToSeqNr, _h.Now)) Send(_toProducer, p, new SequenceRejected(r.UpToSeqNr, RejectReason.NotRegistered, "unknown"));
+                    if (s.IsDraining) Send(_toProducer, p, new SequenceRejected(r.UpToSeqNr, RejectReason.Draining, "draining"), incarnation);
+                    else if (!s.RequestCredit(r.ProducerId, r.UpToSeqNr, _h.Now)) Send(_toProducer, p, new SequenceRejected(r.UpToSeqNr, RejectReason.NotRegistered, "unknown"), incarnation);
                     break;
                 case SequencedBatch b:
                     var taken = s.EnqueueSequencedRun(b.ProducerId, b.FirstSeqNr, b.Messages, _h.Now);
                     for (var i = taken; i < b.Messages.Length; i++)
                     {
-                        var r = s.EnqueueSequenced(b.ProducerId, b.FirstSeqNr + i, b.Messages[i], p, _h.Now);
+                        var r = s.EnqueueSequenced(b.ProducerId, b.FirstSeqNr + i, b.Messages[i], (p, incarnation), _h.Now);
                         if (r.Status == EnqueueStatus.Duplicate) s.ForgetReported(b.ProducerId);
                         if (r.Status != EnqueueStatus.Rejected) continue;
-                        Send(_toProducer, p, new SequenceRejected(b.FirstSeqNr + i, r.Reason, r.Detail!));
+                        Send(_toProducer, p, new SequenceRejected(b.FirstSeqNr + i, r.Reason, r.Detail!), incarnation);
                         break;
                     }
                     break;
@@ -170,7 +205,7 @@ public class ProducerWindowSimulationSpec
             foreach (var u in _h.CollectUpdates())
             {
                 var p = u.ProducerId == "p0" ? 0 : 1;
-                Send(_toProducer, p, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr, _registrations[p]));
+                Send(_toProducer, p, new ProducerCredit(u.AcceptedSeqNr, u.CreditSeqNr, _registrations[p]), _registered[p]);
             }
             // The consumer handles and acks at once, so nothing is in flight when the queue restarts.
             foreach (var (c, d) in _h.Dispatch())
@@ -184,13 +219,14 @@ public class ProducerWindowSimulationSpec
         private void ReplyParked(List<ParkedOutcome> outcomes)
         {
             foreach (var o in outcomes)
-                if (!o.Accepted && o.Parked.ReplyTo is int p) Send(_toProducer, p, new SequenceRejected(o.Parked.SeqNr, o.Reason, o.Detail!));
+                if (!o.Accepted && o.Parked.ReplyTo is (int p, int incarnation)) Send(_toProducer, p, new SequenceRejected(o.Parked.SeqNr, o.Reason, o.Detail!), incarnation);
         }
 
         private void DeliverToProducer()
         {
             if (!_toProducer.TryDequeue(out var item)) return;
-            var (p, message) = item;
+            var (p, incarnation, message) = item;
+            if (incarnation != _incarnations[p]) return; // to an actor that is gone: dead letters
             var w = _windows[p];
             _scratch.Clear();
             switch (message)
@@ -226,7 +262,7 @@ public class ProducerWindowSimulationSpec
             {
                 for (var p = 0; p < 2; p++)
                     if (round % 5 == 0 && (_windows[p].HasWork || _windows[p].IsRegistering))
-                        _toQueue.Enqueue((p, Registration(p)));
+                        _toQueue.Enqueue((p, _incarnations[p], Registration(p)));
                 while (_toQueue.Count > 0) DeliverToQueue();
                 QueueFlush();
                 _h.Tick(TimeSpan.FromSeconds(1));

@@ -77,8 +77,12 @@ public class QueueStateSimulationSpec
                     break;
                 case 2: s.RegisterProducer($"p{arg % 2}", arg % 3 == 0 ? long.MaxValue : arg % 5, _h.Now); break;
                 case 3:
-                    // A producer with parked messages keeps them parked; only deactivate idle ones here.
-                    if (s.ParkedCount == 0) s.DeactivateProducer($"p{arg % 2}", _h.Now);
+                    // A producer stops: what it had parked is rejected (never accepted), and its successor numbers on
+                    // from its last accepted message.
+                    var stopped = new List<ParkedOutcome>();
+                    s.DeactivateProducer($"p{arg % 2}", _h.Now, stopped);
+                    Assert.All(stopped, o => Assert.False(o.Accepted));
+                    if (s.TryGetProducer($"p{arg % 2}", out var last, out _)) _nextSeq[arg % 2] = last + 1;
                     break;
                 case 4:
                     if (arg % 2 == 0) s.RequestCredit($"p{arg % 4 / 2}", _nextSeq[arg % 4 / 2] + arg % 5, _h.Now);

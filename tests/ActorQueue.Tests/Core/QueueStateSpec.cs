@@ -419,6 +419,37 @@ public class QueueStateSpec
     }
 
     [Fact]
+    public void A_producer_that_stops_with_a_message_parked_never_has_it_taken_in_place_of_its_successor_s()
+    {
+        // "old" waits for room as number 1 of producer p; p's actor stops, and a new one with the same id sends its own
+        // number 1. The parked message must not be admitted later as p's number 1: the successor would count its own
+        // message accepted (the queue's accepted number says so) while the queue holds the other one.
+        var h = new CoreHarness(Settings(capacity: 1, FullMode.Wait));
+        Assert.Equal(EnqueueStatus.Accepted, h.Enqueue("filler").Status);
+        h.State.RegisterProducer("p", 10, h.Now);
+        Assert.Equal(EnqueueStatus.Parked, h.State.EnqueueSequenced("p", 1, "old", "old actor", h.Now).Status);
+
+        var outcomes = new List<ParkedOutcome>();
+        h.State.DeactivateProducer("p", h.Now, outcomes);
+        var rejected = Assert.Single(outcomes);
+        Assert.Equal(("old", false, "old actor"), (rejected.Parked.Message, rejected.Accepted, rejected.Parked.ReplyTo));
+        Assert.Contains("producer 'p' stopped", rejected.Detail);
+        Assert.Equal(0, h.State.ParkedCount);
+
+        h.State.RegisterProducer("p", 10, h.Now);
+        Assert.Equal(EnqueueStatus.Parked, h.State.EnqueueSequenced("p", 1, "new", "new actor", h.Now).Status);
+        var c = h.Consumer(1);
+        var filler = Assert.Single(h.Dispatch());
+        Assert.Null(h.State.Ack(c, filler.Delivery.DeliveryId));
+        outcomes.Clear();
+        h.State.AdmitParked(h.Now, outcomes);
+        Assert.Equal(("new", true), (Assert.Single(outcomes).Parked.Message, outcomes[0].Accepted));
+        Assert.Equal("new", Assert.Single(h.Dispatch()).Delivery.Message);
+        h.State.CheckInvariants();
+        Assert.Equal(h.State.Describe(), h.Replay().Describe());
+    }
+
+    [Fact]
     public void Sequenced_messages_are_accepted_within_credit_deduplicated_and_kept_in_order()
     {
         var h = new CoreHarness(Settings(capacity: 10) with { ProducerCredit = 3 });
