@@ -24,8 +24,13 @@ public sealed class ActorQueueExtension : IExtension
         foreach (var (key, didYouMean) in ActorQueueConfig.UnknownKeys(config))
             system.Log.Warning("Unknown ActorQueue setting {0} is ignored{1}; every setting is listed in ActorQueue's reference.conf.",
                 key, didYouMean is null ? "" : $" (did you mean {didYouMean}?)");
-        Guardian = system.ActorOf(QueueGuardian.Props(config), r.String("guardian-name"));
-        if (r.Bool("drain-on-shutdown")) DrainOnShutdown(system, Guardian, r.Duration("drain-timeout"));
+        var guardianName = r.String("guardian-name");
+        if (!ActorPath.IsValidPathElement(guardianName))
+            throw r.Invalid("guardian-name", guardianName, "it must be a valid actor name (letters, digits and -_.*+:@&=,!~';, not starting with $)");
+        var drainOnShutdown = r.Bool("drain-on-shutdown");
+        var drainTimeout = r.Duration("drain-timeout");
+        Guardian = system.ActorOf(QueueGuardian.Props(config), guardianName);
+        if (drainOnShutdown) DrainOnShutdown(system, Guardian, drainTimeout);
     }
 
     /// <summary>The CoordinatedShutdown phase whose timeout bounds the drain at shutdown.</summary>

@@ -59,13 +59,17 @@ public sealed record ConsumerSettings
         ArgumentNullException.ThrowIfNull(config);
         const string path = ActorQueueConfig.Root + ".consumer";
         var r = new SettingsReader(ActorQueueConfig.WithDefaults(config).GetConfig(path), path);
+        var minBackoff = r.Duration("restart.min-backoff");
+        var maxBackoff = r.Duration("restart.max-backoff");
+        if (maxBackoff < minBackoff)
+            throw r.Invalid("restart.max-backoff", r.String("restart.max-backoff"), $"it must not be below restart.min-backoff ({r.String("restart.min-backoff")})");
         return new ConsumerSettings
         {
             Prefetch = r.Int("prefetch", 1),
             Concurrency = r.Int("concurrency", 1),
             HandlerTimeout = r.Duration("handler-timeout"),
-            RestartMinBackoff = r.Duration("restart.min-backoff"),
-            RestartMaxBackoff = r.Duration("restart.max-backoff"),
+            RestartMinBackoff = minBackoff,
+            RestartMaxBackoff = maxBackoff,
             RestartRandomFactor = r.Double("restart.random-factor", 0, 1),
             ResyncInterval = r.Duration("resync-interval"),
             ReattachTimeout = r.Duration("reattach-timeout"),

@@ -153,4 +153,92 @@ public class SettingsSpec
         Assert.True(keys >= 20, $"expected every setting, found {keys}");
         Assert.True(config.HasPath("actor-queue.queue.capacity"));
     }
+
+    /// <summary>
+    /// Every key of reference.conf with a wrong value, one at a time: a value of the wrong kind, out of range, or naming
+    /// nothing. Each is read where the library reads it (queue, consumer, producer and durable settings, the extension at
+    /// start, the durable factory when a durable queue is made).
+    /// </summary>
+    public static TheoryData<string, string> EveryKeyWrong => new()
+    {
+        { "guardian-name", "\"not a name\"" },
+        { "drain-on-shutdown", "maybe" },
+        { "drain-timeout", "soon" },
+        { "queue.capacity", "0" },
+        { "queue.full-mode", "sideways" },
+        { "queue.full-wait-timeout", "soon" },
+        { "queue.ack-timeout", "0s" },
+        { "queue.max-attempts", "lots" },
+        { "queue.retry.min-backoff", "-1s" },
+        { "queue.retry.max-backoff", "soon" },
+        { "queue.retry.random-factor", "2" },
+        { "queue.producer-credit", "0" },
+        { "queue.credit-lease", "0s" },
+        { "queue.producer-retention", "forever" },
+        { "queue.dead-letter-capacity", "0" },
+        { "queue.tick-interval", "-100ms" },
+        { "queue.durable", "maybe" },
+        { "durable.store", "mongodb" },
+        { "durable.data-dir", "\"\"" },
+        { "durable.file-name", "\" \"" },
+        { "durable.connection-string", "\"\"" },
+        { "durable.snapshot-every", "0" },
+        { "durable.delete-on-snapshot", "maybe" },
+        { "durable.journal-plugin-id", "\"\"" },
+        { "durable.snapshot-plugin-id", "\"\"" },
+        { "durable.factory", "\"No.Such.Factory, Nowhere\"" },
+        { "consumer.prefetch", "0" },
+        { "consumer.concurrency", "-1" },
+        { "consumer.handler-timeout", "0s" },
+        { "consumer.resync-interval", "soon" },
+        { "consumer.reattach-timeout", "-5s" },
+        { "consumer.restart.min-backoff", "0s" },
+        { "consumer.restart.max-backoff", "1ms" },
+        { "consumer.restart.random-factor", "1.5" },
+        { "producer.buffer-size", "0" },
+        { "producer.resend-interval", "soon" },
+        { "producer.reattach-timeout", "0s" },
+    };
+
+    [Theory]
+    [MemberData(nameof(EveryKeyWrong))]
+    public async Task Every_key_set_wrong_fails_with_an_error_naming_the_key(string key, string value)
+    {
+        var full = $"actor-queue.{key}";
+        // A PostgreSQL store needs its connection string: the empty one is wrong only there.
+        var config = Hocon($"{full} = {value}" + (key == "durable.connection-string" ? "\nactor-queue.durable.store = postgresql" : ""));
+        var error = key.Split('.')[0] switch
+        {
+            "queue" => Record.Exception(() => QueueSettings.Create(config)),
+            "consumer" => Record.Exception(() => ConsumerSettings.Create(config)),
+            "producer" => Record.Exception(() => ProducerSettings.Create(config)),
+            "durable" when key != "durable.factory" => Record.Exception(() => ActorQueue.Persistence.DurableQueueOptions.Create(config)),
+            _ => await SystemStartErrorAsync(config, durableQueue: key == "durable.factory"),
+        };
+        Assert.NotNull(error);
+        var configurationError = error as ConfigurationException ?? error.InnerException as ConfigurationException;
+        Assert.True(configurationError is not null, $"{full} = {value} failed with {error.GetType().Name}: {error.Message}");
+        Assert.Contains(full, configurationError.Message);
+        Assert.Contains(value.Trim('"').Trim(), configurationError.Message);
+    }
+
+    // Starts a system with the configuration and the ActorQueue extension (and a durable queue): what fails first.
+    private static async Task<Exception?> SystemStartErrorAsync(Config config, bool durableQueue)
+    {
+        var system = Akka.Actor.ActorSystem.Create("settings", config.WithFallback(Hocon("akka.loglevel = OFF")));
+        try
+        {
+            var queues = system.ActorQueues();
+            if (!durableQueue) return null;
+            return await Record.ExceptionAsync(() => queues.CreateQueueAsync("durable", new QueueSettings { Durable = true }));
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+        finally
+        {
+            await system.Terminate();
+        }
+    }
 }
