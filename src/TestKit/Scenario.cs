@@ -146,7 +146,7 @@ public sealed record Scenario
 
     /// <summary>
     /// A scenario with the defaults: 2 actor producers of 100 messages, a queue of capacity 100, 2 consumers, handlers
-    /// taking 1-20 ms, no failures, no faults. The seed is <paramref name="seed"/> unless ACTORQUEUE_SEED is set.
+    /// taking 1-20 ms, no failures, no faults. Tests that run many seeds take them from <see cref="Seeds"/> or <see cref="SeedBlocks"/>, which honour ACTORQUEUE_SEED.
     /// </summary>
     /// <param name="name">The scenario's name (also its queue's).</param>
     /// <param name="seed">The seed to use.</param>
