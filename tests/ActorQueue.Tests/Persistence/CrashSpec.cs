@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using ActorQueue.TestKit;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -8,9 +9,10 @@ namespace ActorQueue.Tests.Persistence;
 /// <summary>
 /// The promise of a durable queue, tested with a real kill: a child process with a durable queue on a SQLite file works
 /// under load until it is killed (Process.Kill, no shutdown) at a seeded random moment, then starts again on the same
-/// file; after the last round it drains. A ledger kept here, from the child's reports, proves that every accepted
-/// message was handled, that a message handled twice says so (attempt above 1), and that nothing was handled that was
-/// never sent. ACTORQUEUE_CRASH_ROUNDS sets the rounds (10 by default; more for a soak), ACTORQUEUE_CRASH_SEED the seed.
+/// file; after the last round it drains. A ledger kept here, from the child's reports, is also written as a TestKit
+/// <see cref="History"/> (each kill a queue crash, each send cut off by one a call without answer) and judged by the
+/// same <see cref="HistoryChecker"/> the simulations use: every accepted message handled, every duplicate explained by a
+/// crash, nothing handled that was never sent. A message handled twice must also say so (attempt above 1). ACTORQUEUE_CRASH_ROUNDS sets the rounds (10 by default; more for a soak), ACTORQUEUE_CRASH_SEED the seed.
 /// </summary>
 public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
 {
@@ -24,6 +26,24 @@ public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
         public readonly HashSet<long> Accepted = new();
         public readonly Dictionary<long, List<int>> Handled = new();
         public int Lines;
+        private static readonly Stopwatch Clock = Stopwatch.StartNew();
+        public readonly History History = new(() => Clock.Elapsed);
+        private long _handlings;
+
+        // The child was killed: the queue crashed, and what it had been sent without answering may or may not be in it.
+        public void Killed()
+        {
+            lock (this)
+            {
+                History.Add(HistoryKind.QueueCrashed);
+                foreach (var id in Sent.Where(id => !Accepted.Contains(id) && _undecided.Add(id)))
+                    History.Add(HistoryKind.Unknown, Id(id), e => e with { Detail = "its process was killed before it answered" });
+            }
+        }
+
+        private readonly HashSet<long> _undecided = new();
+
+        private static string Id(long id) => id.ToString(CultureInfo.InvariantCulture);
 
         public void Read(string line)
         {
@@ -33,12 +53,25 @@ public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
                 Lines++;
                 switch (parts[0])
                 {
-                    case "sent": Sent.Add(long.Parse(parts[1], CultureInfo.InvariantCulture)); break;
-                    case "accepted": Accepted.Add(long.Parse(parts[1], CultureInfo.InvariantCulture)); break;
+                    case "sent":
+                        var sent = long.Parse(parts[1], CultureInfo.InvariantCulture);
+                        Sent.Add(sent);
+                        History.Add(HistoryKind.Sent, Id(sent), e => e with { Actor = 0, Seq = sent });
+                        break;
+                    case "accepted":
+                        var accepted = long.Parse(parts[1], CultureInfo.InvariantCulture);
+                        Accepted.Add(accepted);
+                        History.Add(HistoryKind.Accepted, Id(accepted));
+                        break;
                     case "handled":
                         var id = long.Parse(parts[1], CultureInfo.InvariantCulture);
+                        var attempt = int.Parse(parts[2], CultureInfo.InvariantCulture);
                         if (!Handled.TryGetValue(id, out var attempts)) Handled[id] = attempts = new List<int>();
-                        attempts.Add(int.Parse(parts[2], CultureInfo.InvariantCulture));
+                        attempts.Add(attempt);
+                        // The child reports a handling when it is done; each is its own delivery to the checker.
+                        var delivery = ++_handlings;
+                        History.Add(HistoryKind.Delivered, Id(id), e => e with { Attempt = attempt, DeliveryId = delivery });
+                        History.Add(HistoryKind.Acked, Id(id), e => e with { Attempt = attempt, DeliveryId = delivery });
                         break;
                 }
             }
@@ -64,18 +97,22 @@ public sealed class CrashSpec(ITestOutputHelper output) : IDisposable
             var killAfter = TimeSpan.FromMilliseconds(random.Next(300, 1500));
             var before = ledger.Accepted.Count;
             await RunAsync(ledger, round, killAfter, drain: false);
+            ledger.Killed();
             output.WriteLine($"round {round}: killed {killAfter.TotalMilliseconds:0} ms after ready; accepted {ledger.Accepted.Count - before} more");
         }
         await RunAsync(ledger, rounds + 1, null, drain: true);
 
-        var lost = ledger.Accepted.Where(id => !ledger.Handled.ContainsKey(id)).ToList();
-        var unexpected = ledger.Handled.Keys.Where(id => !ledger.Sent.Contains(id)).ToList();
+        // The checker's verdict on the ledger (first-delivery order is left out: the child's handlers run side by side, so
+        // the order in which they report is not the order of delivery).
+        var verdict = HistoryChecker.Check(ledger.History, TimeSpan.FromSeconds(30));
+        output.WriteLine(verdict.Describe());
         var duplicates = ledger.Handled.Where(h => h.Value.Count > 1).ToList();
         var unexplained = duplicates.Where(h => h.Value.Skip(1).Any(a => a <= 1) || h.Value.Distinct().Count() != h.Value.Count).ToList();
-        output.WriteLine($"accepted {ledger.Accepted.Count}, handled {ledger.Handled.Count}, duplicates {duplicates.Count}, lost {lost.Count}, unexpected {unexpected.Count}");
         Assert.True(ledger.Accepted.Count > rounds * 10, $"too little work to prove anything: {ledger.Accepted.Count} accepted (seed {seed})");
-        Assert.True(lost.Count == 0, $"lost {lost.Count} accepted messages, e.g. {string.Join(", ", lost.Take(5))} (seed {seed})");
-        Assert.True(unexpected.Count == 0, $"handled {unexpected.Count} messages never sent (seed {seed})");
+        Assert.True(verdict.Lost.Count == 0, $"lost {verdict.Lost.Count} accepted messages, e.g. {string.Join(", ", verdict.Lost.Take(5))} (seed {seed})");
+        Assert.True(verdict.Unexpected.Count == 0, $"handled {verdict.Unexpected.Count} messages never sent (seed {seed})");
+        Assert.True(verdict.Unanswered.Count == 0, $"{verdict.Unanswered.Count} sends were never answered, though the child lived (seed {seed})");
+        Assert.True(verdict.Duplicated.All(d => d.Cause == DuplicateCause.Crash), $"duplicates not explained by a kill: {verdict.Describe()} (seed {seed})");
         Assert.True(unexplained.Count == 0,
             $"{unexplained.Count} duplicates not marked by a higher attempt, e.g. {string.Join("; ", unexplained.Take(3).Select(d => $"{d.Key}: {string.Join(",", d.Value)}"))} (seed {seed})");
     }
