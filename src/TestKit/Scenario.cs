@@ -201,7 +201,7 @@ public sealed record Scenario
         var producers = 1 + r.Next(3);
         var consumers = 1 + r.Next(3);
         var least = Math.Max(1, maxMessages / 10);
-        var messages = least + r.Next(maxMessages - least + 1);
+        var messages = least + r.Next(Math.Max(1, maxMessages - least));
         var perSecond = 50 + r.Next(500);
         var scenario = Create(name, seed, test) with
         {

@@ -112,9 +112,18 @@ internal sealed class ConsumerLink : UntypedActor
                 if (_sessions.Remove(t.ActorRef, out var ended)) ended.Tell(PoisonPill.Instance);
                 return;
         }
-        if (_pass is not null && !_pass(message)) return;
+        if (_pass is not null && !_pass(message))
+        {
+            _activity.Forwarded(message); // lost on the way: nothing more will come of it
+            return;
+        }
         if (!_holding) Pass(message, Sender);
-        else if (_held.Count < MaxHeld) _held.Enqueue((message, Sender));
+        else
+        {
+            // Held back on purpose (a pause): the simulation does not wait for it, time moves on past its deadline.
+            if (_held.Count < MaxHeld) _held.Enqueue((message, Sender));
+            _activity.Forwarded(message);
+        }
     }
 
     private void Pass(object message, IActorRef consumer)
@@ -133,6 +142,12 @@ internal sealed class ConsumerLink : UntypedActor
 
     private sealed class Session(IActorRef queue, IActorRef consumer, int index, History history, Activity activity) : UntypedActor
     {
+        // Deliveries passed to the consumer and not yet settled through here: when the session ends (its consumer died)
+        // their settlements will never come, and the simulation must not wait for them.
+        private readonly HashSet<long> _outstanding = new();
+
+        protected override void PostStop() => activity.Abandon(_outstanding);
+
         protected override void OnReceive(object message)
         {
             // From the link: the consumer's, for the queue. Anything else is the queue's answer (a durable queue answers
@@ -146,13 +161,36 @@ internal sealed class ConsumerLink : UntypedActor
                         var id = (d.Message as SimMessage)?.Id ?? d.Message.ToString();
                         history.Add(HistoryKind.Dispatched, id, e => e with { Actor = index, Attempt = d.Attempt, DeliveryId = d.DeliveryId });
                     }
-                if (message is DeliveryBatch counted) activity.Delivered(counted.Count);
+                if (message is DeliveryBatch counted)
+                {
+                    activity.Delivered(counted.Count);
+                    for (var i = 0; i < counted.Count; i++) _outstanding.Add(counted.FirstDeliveryId + i);
+                }
+                // Taken back by the queue (deadline passed): whatever the consumer does with them, nothing is owed.
+                if (message is Revoked { DeliveryIds: { } revoked })
+                {
+                    foreach (var id in revoked) _outstanding.Remove(id);
+                    activity.Abandon(revoked);
+                }
                 consumer.Tell(message, Self);
             }
             else
             {
                 queue.Tell(message, Self);
                 activity.Forwarded(message);
+                Settled(message);
+            }
+        }
+
+        private void Settled(object message)
+        {
+            switch (message)
+            {
+                case Ack a: _outstanding.Remove(a.DeliveryId); break;
+                case Nack n: _outstanding.Remove(n.DeliveryId); break;
+                case AckBatch { DeliveryIds: { } ids }: foreach (var id in ids) _outstanding.Remove(id); break;
+                case Return { DeliveryIds: { } ids }: foreach (var id in ids) _outstanding.Remove(id); break;
+                case AckRange r: _outstanding.RemoveWhere(id => id >= r.FromDeliveryId && id <= r.ToDeliveryId); break;
             }
         }
     }
@@ -240,9 +278,13 @@ public sealed class SimulatedFailure : Exception
 /// </summary>
 internal sealed class Activity
 {
-    private static readonly long GiveUpAfter = System.Diagnostics.Stopwatch.Frequency / 5; // 200 ms
+    // Settlements that will never come are dropped when their delivery is revoked or their consumer dies (Abandon); this
+    // is the last resort for any other, long enough that a busy machine's stall does not pass for one.
+    private static readonly long GiveUpAfter = System.Diagnostics.Stopwatch.Frequency; // 1 s
 
     private readonly ConcurrentDictionary<long, long> _unsent = new();
+    // Deliveries abandoned before their handler finished: its completion is not waited for.
+    private readonly ConcurrentDictionary<long, byte> _abandoned = new();
     private int _busy;
     private long _dispatched;
 
@@ -257,7 +299,18 @@ internal sealed class Activity
 
     public void End() => Interlocked.Decrement(ref _busy);
 
-    public void Completed(long deliveryId) => _unsent[deliveryId] = System.Diagnostics.Stopwatch.GetTimestamp();
+    public void Completed(long deliveryId)
+    {
+        if (_abandoned.TryRemove(deliveryId, out _)) return;
+        _unsent[deliveryId] = System.Diagnostics.Stopwatch.GetTimestamp();
+    }
+
+    /// <summary>These deliveries' settlements will never reach the queue (revoked, or their consumer died): do not wait for them.</summary>
+    public void Abandon(IEnumerable<long> deliveryIds)
+    {
+        foreach (var id in deliveryIds)
+            if (!_unsent.TryRemove(id, out _)) _abandoned[id] = 0;
+    }
 
     public void Forwarded(object message)
     {

@@ -219,7 +219,7 @@ public class SettingsSpec
         var configurationError = error as ConfigurationException ?? error.InnerException as ConfigurationException;
         Assert.True(configurationError is not null, $"{full} = {value} failed with {error.GetType().Name}: {error.Message}");
         Assert.Contains(full, configurationError.Message);
-        Assert.Contains(value.Trim('"').Trim(), configurationError.Message);
+        if (value.Trim('"').Trim() is { Length: > 0 } shown) Assert.Contains(shown, configurationError.Message);
     }
 
     // Starts a system with the configuration and the ActorQueue extension (and a durable queue): what fails first.

@@ -198,8 +198,18 @@ internal sealed class QueueMachine
         }
         if (_producerRefs.TryGetValue(m.ProducerId, out var previous) && !previous.Equals(sender))
         {
+            // Another actor takes the id (its death notice may not be here yet): the previous one is let go first, so its
+            // parked messages cannot later take the numbers the new one gives its own.
             _producerIds.Remove(previous);
             if (!_consumerIds.ContainsKey(previous)) fx.Unwatch(previous);
+            _state.DeactivateProducer(m.ProducerId, now, _parkedOutcomes);
+            ReplyParked(fx);
+        }
+        else if (m.Registration > 0 && _registrations.TryGetValue(m.ProducerId, out var last) && m.Registration <= last)
+        {
+            // The same actor numbering its registrations from the start again: restarted in place, with a new window.
+            _state.DeactivateProducer(m.ProducerId, now, _parkedOutcomes);
+            ReplyParked(fx);
         }
         if (_producerIds.TryGetValue(sender, out var otherId) && otherId != m.ProducerId)
         {

@@ -203,13 +203,15 @@ internal sealed partial class QueueState
 
     private void OnProducerParkedRejected(string producerId)
     {
+        if (!_producers.TryGetValue(producerId, out var p))
+            throw new QueueInvariantException($"Replay diverged: parked messages of unknown producer '{producerId}' rejected.");
         for (var i = _parked.Count - 1; i >= 0; i--)
         {
             if (_parked[i].ProducerId != producerId) continue;
             _parked.RemoveAt(i);
             _counters.Rejected++;
         }
-        _producers[producerId].Parked = 0;
+        p.Parked = 0;
     }
 
     private void OnParkedRejected()

@@ -178,16 +178,15 @@ internal sealed partial class QueueState
     /// its own messages). Its sequence numbers are kept for producer-retention, so that it can come back and resend
     /// without duplicates.
     /// </summary>
-    public void DeactivateProducer(string producerId, TimeSpan now, List<ParkedOutcome>? parkedOutcomes = null)
+    public void DeactivateProducer(string producerId, TimeSpan now, List<ParkedOutcome> parkedOutcomes)
     {
         if (!_producers.TryGetValue(producerId, out var p) || !p.Active) return;
         if (p.Parked > 0)
         {
-            if (parkedOutcomes is not null)
-                for (var i = 0; i < _parked.Count; i++)
-                    if (_parked[i].ProducerId == producerId)
-                        parkedOutcomes.Add(new ParkedOutcome(_parked[i], false, RejectReason.NotRegistered,
-                            $"The producer '{producerId}' stopped before room freed up for its message {_parked[i].SeqNr}; a successor numbers from {p.LastSeqNr + 1}."));
+            for (var i = 0; i < _parked.Count; i++)
+                if (_parked[i].ProducerId == producerId)
+                    parkedOutcomes.Add(new ParkedOutcome(_parked[i], false, RejectReason.NotRegistered,
+                        $"The producer '{producerId}' stopped before room freed up for its message {_parked[i].SeqNr}; a successor numbers from {p.LastSeqNr + 1}."));
             OnProducerParkedRejected(producerId);
             Record(static (id, _) => new ProducerParkedRejected(id), producerId, 0);
         }

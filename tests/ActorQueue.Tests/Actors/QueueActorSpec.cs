@@ -335,4 +335,37 @@ public class QueueActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.Equal(3, stats.Ready);
         Assert.Equal(3, stats.Enqueued);
     }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_producer_id_taken_over_before_the_old_actor_is_seen_to_stop_never_lets_its_parked_message_take_the_new_one_s_number(bool newActor)
+    {
+        // "old" waits for room as number 1 of producer p. Then p registers again, from a new actor (its death notice not
+        // yet here) or from the same actor restarted in place (numbering its registrations from 1 again), and sends its
+        // own number 1. The old message is refused; the new one is the one delivered.
+        var queue = NewQueue(Specs.Queue(capacity: 1, mode: FullMode.Wait) with { FullWaitTimeout = TimeSpan.FromMinutes(1) });
+        queue.Tell(new Enqueue("filler", 1));
+        await ExpectMsgAsync(new EnqueueAccepted(1));
+        var first = CreateTestProbe();
+        queue.Tell(new RegisterProducer("p", 10, Registration: 1), first);
+        queue.Tell(new RegisterProducer("p", 10, Registration: 2), first);
+        queue.Tell(new SequencedMessage("p", 1, "old"), first);
+        Assert.Equal(1, (await queue.StatsAsync()).Waiting);
+
+        var second = newActor ? CreateTestProbe() : first;
+        queue.Tell(new RegisterProducer("p", 10, Registration: 1), second.Ref);
+        var refused = await first.FishForMessageAsync<SequenceRejected>(m => m is SequenceRejected);
+        Assert.Equal((1L, RejectReason.NotRegistered), (refused.SeqNr, refused.Reason));
+        Assert.Contains("stopped before room freed up", refused.Detail);
+        queue.Tell(new SequencedMessage("p", 1, "new"), second.Ref);
+        Assert.Equal(1, (await queue.StatsAsync()).Waiting);
+
+        var consumer = CreateTestProbe();
+        queue.Tell(new Pull(1), consumer);
+        await consumer.ExpectMsgAsync<ConsumerRegistered>();
+        var filler = (await consumer.ExpectMsgAsync<DeliveryBatch>())[0];
+        queue.Tell(new Ack(filler.DeliveryId), consumer);
+        Assert.Equal("new", (await consumer.ExpectMsgAsync<DeliveryBatch>())[0].Message);
+    }
 }

@@ -231,8 +231,8 @@ public class QueueStateSimulationSpec
         {
             var s = _h.State;
             // Producers that stay registered keep room reserved as credit, which would keep dead letters out.
-            s.DeactivateProducer("p0", _h.Now);
-            s.DeactivateProducer("p1", _h.Now);
+            s.DeactivateProducer("p0", _h.Now, new List<ParkedOutcome>());
+            s.DeactivateProducer("p1", _h.Now, new List<ParkedOutcome>());
             var finisher = s.AddConsumer();
             // A draining queue redrives nothing: its dead letters stay in the store, kept rather than lost.
             for (var round = 0; round < 1000 && (s.Held > 0 || (s.DeadCount > 0 && !s.IsDraining) || s.ParkedCount > 0); round++)

@@ -582,7 +582,7 @@ public class QueueStateSpec
         h.State.RegisterProducer("p", long.MaxValue, h.Now);
         h.State.GrantCredit(h.Now);
         h.State.EnqueueSequenced("p", 1, "a", null, h.Now);
-        h.State.DeactivateProducer("p", h.Now);
+        h.State.DeactivateProducer("p", h.Now, new List<ParkedOutcome>());
         Assert.Equal(0, h.State.OutstandingCredit);
         Assert.Equal(RejectReason.NotRegistered, h.State.EnqueueSequenced("p", 2, "b", null, h.Now).Reason);
         h.State.RegisterProducer("p", long.MaxValue, h.Now);
@@ -685,7 +685,7 @@ public class QueueStateSpec
         h.State.Pull(b, 5);
         foreach (var (_, d) in h.Dispatch()) h.State.Nack(b, d.DeliveryId, TimeSpan.Zero, "poison", h.Now, out _);
         h.State.RedriveAll();
-        h.State.DeactivateProducer("p", h.Now);
+        h.State.DeactivateProducer("p", h.Now, new List<ParkedOutcome>());
         h.State.RecordInvalid();
         h.State.BeginDrain(new List<ParkedOutcome>());
         h.Enqueue("late");
@@ -851,7 +851,7 @@ public class QueueStateSpec
         var h = new CoreHarness(Settings(capacity: 20) with { ProducerRetention = TimeSpan.FromMinutes(10) });
         // A producer that never sent anything (a client used only for stats), gone and forgotten.
         h.State.RegisterProducer("idle", 0, h.Now);
-        h.State.DeactivateProducer("idle", h.Now);
+        h.State.DeactivateProducer("idle", h.Now, new List<ParkedOutcome>());
         h.Tick(TimeSpan.FromMinutes(11));
         Assert.Contains(h.Events, e => e is ProducerForgotten { ProducerId: "idle" });
         // One that sent, long before the restart.
