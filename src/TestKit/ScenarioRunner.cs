@@ -221,7 +221,12 @@ internal sealed class ScenarioRunner
         {
             if (p.Actor is not null && p.Resend.Count > 0)
             {
-                foreach (var m in p.Resend) Produce(p, m);
+                foreach (var m in p.Resend)
+                {
+                    // Sent again, it waits for its answer again: the run is not over until it has one.
+                    _answered.TryRemove(m.Id, out _);
+                    Produce(p, m);
+                }
                 p.Resend.Clear();
                 acted = true;
             }
