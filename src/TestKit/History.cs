@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 
 namespace ActorQueue.TestKit;
 
@@ -102,9 +101,11 @@ public sealed class History
     /// <summary>The most events a history keeps.</summary>
     public const int MaxEvents = 10_000_000;
 
-    private readonly ConcurrentQueue<HistoryEvent> _events = new();
+    // Numbering and keeping an event is one step under this lock, so a reader never sees an event without the ones
+    // numbered before it (a thread preempted between the two would otherwise hide an earlier event from a check).
+    private readonly object _gate = new();
+    private readonly List<HistoryEvent> _events = new();
     private readonly Func<TimeSpan> _clock;
-    private long _next;
     private long _overflow;
 
     /// <summary>A history whose events are stamped by <paramref name="clock"/>.</summary>
@@ -112,13 +113,31 @@ public sealed class History
     public History(Func<TimeSpan>? clock = null) => _clock = clock ?? (() => TimeSpan.Zero);
 
     /// <summary>The events, in the order they were recorded.</summary>
-    public IReadOnlyList<HistoryEvent> Events => _events.OrderBy(e => e.Index).ToList();
+    public IReadOnlyList<HistoryEvent> Events
+    {
+        get
+        {
+            lock (_gate) return _events.ToList();
+        }
+    }
 
     /// <summary>Events recorded so far (kept ones).</summary>
-    public long Count => Math.Min(Interlocked.Read(ref _next), MaxEvents);
+    public long Count
+    {
+        get
+        {
+            lock (_gate) return _events.Count;
+        }
+    }
 
     /// <summary>Events not kept because the history was full.</summary>
-    public long Overflow => Interlocked.Read(ref _overflow);
+    public long Overflow
+    {
+        get
+        {
+            lock (_gate) return _overflow;
+        }
+    }
 
     /// <summary>Records an event stamped with the run's clock; <paramref name="shape"/> fills in its details.</summary>
     /// <param name="kind">What happened.</param>
@@ -126,13 +145,15 @@ public sealed class History
     /// <param name="shape">Sets the event's other fields, e.g. <c>e =&gt; e with { Attempt = 2 }</c>.</param>
     public void Add(HistoryKind kind, string? messageId = null, Func<HistoryEvent, HistoryEvent>? shape = null)
     {
-        var index = Interlocked.Increment(ref _next) - 1;
-        if (index >= MaxEvents)
+        lock (_gate)
         {
-            Interlocked.Increment(ref _overflow);
-            return;
+            if (_events.Count >= MaxEvents)
+            {
+                _overflow++;
+                return;
+            }
+            var e = new HistoryEvent(_events.Count, _clock(), kind, messageId);
+            _events.Add(shape is null ? e : shape(e));
         }
-        var e = new HistoryEvent(index, _clock(), kind, messageId);
-        _events.Enqueue(shape is null ? e : shape(e));
     }
 }

@@ -140,7 +140,7 @@ internal sealed class ScenarioRunner
         var queues = _system.ActorQueues();
         _queue = await queues.CreateQueueAsync(_s.Name, _s.Queue).ConfigureAwait(false);
         _replies = _system.ActorOf(Props.Create(() => new ReplyRecorder(_history, _correlations, _answered, _killed)), "replies");
-        var drops = _system.ActorOf(Props.Create(() => new DropRecorder(_history)), "drops");
+        var drops = _system.ActorOf(Props.Create(() => new DropRecorder(_history, _activity)), "drops");
         _system.EventStream.Subscribe(drops, typeof(MessageDropped));
 
         var settings = ConsumerSettings.Create(_system.Settings.Config) with { Prefetch = _s.Consumers.Prefetch, Concurrency = _s.Consumers.Concurrency };
@@ -364,6 +364,8 @@ internal sealed class ScenarioRunner
                 }
                 await Task.Delay(spin < 50 ? 0 : 1).ConfigureAwait(false);
             }
+            // Drops the queue counted reach the history by the event stream, a little later.
+            for (var spin = 0; _activity.Drops < stats.Dropped && spin < 200; spin++) await Task.Delay(spin < 50 ? 0 : 1).ConfigureAwait(false);
             var snapshot = (stats.Enqueued + stats.Delivered + stats.Acked + stats.Nacked + stats.Rejected + stats.Dropped + stats.Held, _history.Count);
             if (snapshot == previous && !_activity.Pending()) break;
             previous = snapshot;

@@ -51,8 +51,12 @@ internal sealed class ReplyRecorder : UntypedActor
 /// <summary>Records messages a drop full mode evicted (published on the event stream).</summary>
 internal sealed class DropRecorder : ReceiveActor
 {
-    public DropRecorder(History history) =>
-        Receive<MessageDropped>(d => history.Add(HistoryKind.Dropped, (d.Message as SimMessage)?.Id ?? d.Message.ToString()));
+    public DropRecorder(History history, Activity activity) =>
+        Receive<MessageDropped>(d =>
+        {
+            history.Add(HistoryKind.Dropped, (d.Message as SimMessage)?.Id ?? d.Message.ToString());
+            activity.Dropped();
+        });
 }
 
 /// <summary>
@@ -290,6 +294,13 @@ internal sealed class Activity
 
     /// <summary>Deliveries the sessions have passed on to their consumers.</summary>
     public long Dispatched => Interlocked.Read(ref _dispatched);
+
+    private long _drops;
+
+    /// <summary>Drops recorded in the history (each arrives on the event stream, after the queue counted it).</summary>
+    public long Drops => Interlocked.Read(ref _drops);
+
+    public void Dropped() => Interlocked.Increment(ref _drops);
 
     public void Delivered(int count) => Interlocked.Add(ref _dispatched, count);
 
