@@ -1,4 +1,3 @@
-
 namespace ActorQueue.TestKit;
 
 /// <summary>What happened to a message, or to the pipeline, in a <see cref="History"/>.</summary>

@@ -182,19 +182,7 @@ internal sealed class ConsumerLink : UntypedActor
             {
                 queue.Tell(message, Self);
                 activity.Forwarded(message);
-                Settled(message);
-            }
-        }
-
-        private void Settled(object message)
-        {
-            switch (message)
-            {
-                case Ack a: _outstanding.Remove(a.DeliveryId); break;
-                case Nack n: _outstanding.Remove(n.DeliveryId); break;
-                case AckBatch { DeliveryIds: { } ids }: foreach (var id in ids) _outstanding.Remove(id); break;
-                case Return { DeliveryIds: { } ids }: foreach (var id in ids) _outstanding.Remove(id); break;
-                case AckRange r: _outstanding.RemoveWhere(id => id >= r.FromDeliveryId && id <= r.ToDeliveryId); break;
+                if (Activity.IsSettlement(message)) _outstanding.RemoveWhere(id => Activity.Settles(message, id));
             }
         }
     }
@@ -325,19 +313,24 @@ internal sealed class Activity
 
     public void Forwarded(object message)
     {
-        switch (message)
-        {
-            case Ack a: _unsent.TryRemove(a.DeliveryId, out _); break;
-            case Nack n: _unsent.TryRemove(n.DeliveryId, out _); break;
-            case AckBatch b:
-                foreach (var id in b.DeliveryIds) _unsent.TryRemove(id, out _);
-                break;
-            case AckRange r:
-                foreach (var id in _unsent.Keys)
-                    if (id >= r.FromDeliveryId && id <= r.ToDeliveryId) _unsent.TryRemove(id, out _);
-                break;
-        }
+        if (!IsSettlement(message)) return;
+        foreach (var id in _unsent.Keys)
+            if (Settles(message, id)) _unsent.TryRemove(id, out _);
     }
+
+    /// <summary>Whether a consumer's message settles deliveries (acks, nacks, returns).</summary>
+    public static bool IsSettlement(object message) => message is Ack or Nack or AckBatch or AckRange or Return;
+
+    /// <summary>Whether a consumer's message settles delivery <paramref name="deliveryId"/>.</summary>
+    public static bool Settles(object message, long deliveryId) => message switch
+    {
+        Ack a => a.DeliveryId == deliveryId,
+        Nack n => n.DeliveryId == deliveryId,
+        AckBatch { DeliveryIds: { } ids } => Array.IndexOf(ids, deliveryId) >= 0,
+        AckRange r => deliveryId >= r.FromDeliveryId && deliveryId <= r.ToDeliveryId,
+        Return { DeliveryIds: { } ids } => Array.IndexOf(ids, deliveryId) >= 0,
+        _ => false,
+    };
 
     /// <summary>True while a handler runs or a settlement is on its way; settlements awaited too long are forgotten.</summary>
     public bool Pending()
