@@ -184,7 +184,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
     // The client closes: nothing more is taken, and what was not sent is withdrawn; the closer hears once nothing sent waits.
     private void HandleCloseFeed(CloseFeed m)
     {
-        _feed?.Close(m.Reason, static item => item.Call.NotAccepted(WithdrawnAnswer));
+        _feed?.Close(m.Reason, answer: null);
         WithdrawnFromWindow(_window.Withdraw(static p => p.Call is not null, _pending));
         _feedCloser = Sender;
         AnswerCloserIfSettled();
@@ -347,7 +347,7 @@ public sealed class ProducerActor : UntypedActor, IWithTimers
         _pending.Clear();
         // Closed for good: the client's calls still waiting in its feed fail the same way, and so do later ones.
         if (_closed is not null)
-            _feed?.Close(EnqueueCall.Exception(_queue.Path.Name, answer), item => item.Call.NotAccepted(answer));
+            _feed?.Close(EnqueueCall.Exception(_queue.Path.Name, answer), answer);
         AnswerCloserIfSettled();
     }
 

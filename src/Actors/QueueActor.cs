@@ -1,3 +1,4 @@
+using ActorQueue.Client;
 using ActorQueue.Core;
 using ActorQueue.Metrics;
 using ActorQueue.Protocol;
@@ -20,6 +21,9 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     private readonly QueueMetrics _metrics;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly QueueHost _host;
+    // Clients' feeds registered as producers in this process (one per connected client): they accept their callers'
+    // messages against the credit this queue granted them, and hand them over once per burst.
+    private readonly HashSet<ClientFeed> _feeds = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Creates the Props of a queue.</summary>
     /// <param name="name">The queue's name, used in stats, logs and errors.</param>
@@ -59,31 +63,130 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     /// <inheritdoc />
     protected override void PostStop()
     {
+        // Calls still waiting in clients' feeds are answered; what a feed accepted and had not handed over is lost with
+        // everything else an in-memory queue holds.
+        var lost = 0;
+        foreach (var feed in _feeds)
+        {
+            feed.Close(new QueueClosedException(_name, RejectReason.QueueStopped, $"Queue {_name} has stopped."),
+                new EnqueueRejected(0, RejectReason.QueueStopped, $"Queue {_name} stopped before room freed up."), replace: true);
+            if (feed.TakeNumbered(out _, out var count, out _)) lost += count;
+        }
         _machine.Stopped(this);
         _metrics.Publish(State);
         ActorQueueMetrics.Unregister(_metrics);
-        if (State.Held > 0 || State.DeadCount > 0)
-            _log.Warning("Queue {0} stopped holding {1} messages and {2} dead letters; an in-memory queue loses them.", _name, State.Held, State.DeadCount);
+        if (State.Held + lost > 0 || State.DeadCount > 0)
+            _log.Warning("Queue {0} stopped holding {1} messages and {2} dead letters; an in-memory queue loses them.", _name, State.Held + lost, State.DeadCount);
     }
 
     /// <inheritdoc />
     protected override void OnReceive(object message)
     {
         if (message is Terminated m) _machine.Terminated(m.ActorRef, Now, this);
-        else if (!_host.HandleOwn(message, Now, this, Timers))
+        else if (message is LocalFeedReady ready) TakeFrom(ready.Feed);
+        else if (message is AttachFeed attach) Attach(attach.Feed);
+        else if (message is DetachFeed detach) Detach(detach.Feed);
+        else if (message is FeedWantsCredit wants) WantsCredit(wants.Feed);
+        else if (_host.HandleOwn(message, Now, this, Timers))
+        {
+            if (_machine.IdleLocalProducers.Count > 0) ReleaseIdleFeeds();
+        }
+        else
         {
             var sender = Sender.IsNobody() ? null : Sender;
+            // Draining accepts nothing new: feeds stop accepting first, and what they accepted is taken before the drain.
+            if (message is Drain && !State.IsDraining) CloseFeeds();
             if (!_machine.Receive(message, sender, Now, this))
                 _machine.Unknown(message, sender, message is Status || Sender.Equals(Self), this);
         }
         State.AssertInvariants();
     }
 
-    bool IQueueEffects.Send(object to, object message) => _host.TrySend((IActorRef)to, message);
+    private void Attach(ClientFeed feed)
+    {
+        if (State.IsDraining)
+        {
+            feed.Close(new QueueClosedException(_name, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."),
+                new EnqueueRejected(0, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."), replace: true);
+            return;
+        }
+        // Asked again by a client whose first attempt timed out: the registration's answer is on its way.
+        if (!_feeds.Add(feed)) return;
+        feed.AttachQueue(Self);
+        _machine.RegisterLocalProducer(feed.ProducerId, feed, Now, this);
+    }
 
-    void IQueueEffects.Watch(object actor) => Context.Watch((IActorRef)actor);
+    private void TakeFrom(ClientFeed feed)
+    {
+        if (!_feeds.Contains(feed) || !feed.TakeNumbered(out var items, out var count, out var first)) return;
+        _machine.ReceiveLocalRun(feed.ProducerId, feed, first, items, count, Now, this);
+        feed.Recycle(items, count);
+    }
 
-    void IQueueEffects.Unwatch(object actor) => Context.Unwatch((IActorRef)actor);
+    private void Detach(ClientFeed feed)
+    {
+        if (!_feeds.Contains(feed)) return;
+        TakeFrom(feed);
+        _feeds.Remove(feed);
+        _machine.Terminated(feed, Now, this);
+    }
+
+    // Feeds whose credit went unused for credit-lease give it back (a busy one keeps it), so an idle client reserves nothing.
+    private void ReleaseIdleFeeds()
+    {
+        var now = Now;
+        foreach (var producer in _machine.IdleLocalProducers)
+            if (producer is ClientFeed feed && _feeds.Contains(feed) && feed.TryRelease(out var upTo))
+                _machine.Receive(new RequestCredit(feed.ProducerId, upTo), feed, now, this);
+        _machine.IdleLocalProducers.Clear();
+    }
+
+    private void WantsCredit(ClientFeed feed)
+    {
+        if (!_feeds.Contains(feed) || State.IsDraining || feed.Closed is not null) return;
+        _machine.Receive(new RequestCredit(feed.ProducerId, long.MaxValue), feed, Now, this);
+    }
+
+    private void CloseFeeds()
+    {
+        foreach (var feed in _feeds)
+        {
+            feed.Close(new QueueClosedException(_name, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."),
+                new EnqueueRejected(0, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."), replace: true);
+            TakeFrom(feed);
+        }
+    }
+
+    bool IQueueEffects.Send(object to, object message)
+    {
+        if (to is not ClientFeed feed) return _host.TrySend((IActorRef)to, message);
+        switch (message)
+        {
+            case ProducerCredit c:
+                feed.OnCredit(c.AcceptedSeqNr, c.CreditSeqNr);
+                break;
+            case SequenceRejected r:
+                // A feed numbers only within the credit this queue granted and hands over in order: never refused.
+                _log.Error("Queue {0} refused message {1} of client feed {2}, which its caller was told was accepted: {3} ({4}). This is a bug in ActorQueue.",
+                    _name, r.SeqNr, feed.ProducerId, r.Reason, r.Detail);
+                break;
+            default:
+                _log.Warning("Queue {0}: unexpected {1} for client feed {2}.", _name, message.GetType().Name, feed.ProducerId);
+                break;
+        }
+        return true;
+    }
+
+    void IQueueEffects.Watch(object actor)
+    {
+        // A feed lives in this process and says when it goes (DetachFeed).
+        if (actor is IActorRef r) Context.Watch(r);
+    }
+
+    void IQueueEffects.Unwatch(object actor)
+    {
+        if (actor is IActorRef r) Context.Unwatch(r);
+    }
 
     void IQueueEffects.RequestFlush() => _host.RequestFlush(Self);
 

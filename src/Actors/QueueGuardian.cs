@@ -22,6 +22,8 @@ public sealed class QueueGuardian : UntypedActor
     private readonly Config _config;
     private readonly ILoggingAdapter _log = Context.GetLogger();
     private readonly Dictionary<string, IActorRef> _queues = new(StringComparer.Ordinal);
+    // The in-memory queues among them, which serve their clients' feeds themselves.
+    private readonly HashSet<string> _inMemory = new(StringComparer.Ordinal);
     // Queues that stopped (drained or failed), so that a late caller hears "closed" rather than "no such queue".
     private readonly HashSet<string> _stopped = new(StringComparer.Ordinal);
     private readonly Queue<string> _stoppedOrder = new();
@@ -87,7 +89,7 @@ public sealed class QueueGuardian : UntypedActor
         {
             case CreateQueue m: HandleCreateQueue(m); break;
             case GetQueue m:
-                if (_queues.TryGetValue(m.Name, out var q)) Sender.Tell(new QueueStarted(m.Name, q));
+                if (_queues.TryGetValue(m.Name, out var q)) Sender.Tell(Started(m.Name, q));
                 else Sender.Tell(new Status.Failure(Missing(m.Name)));
                 break;
             case StartProducer m: HandleStartProducer(m); break;
@@ -102,7 +104,7 @@ public sealed class QueueGuardian : UntypedActor
     {
         if (_queues.TryGetValue(m.Name, out var existing))
         {
-            Sender.Tell(new QueueStarted(m.Name, existing));
+            Sender.Tell(Started(m.Name, existing));
             return;
         }
         if (string.IsNullOrEmpty(m.Name) || !ActorPath.IsValidPathElement(m.Name))
@@ -111,10 +113,13 @@ public sealed class QueueGuardian : UntypedActor
         var queue = Context.ActorOf(settings.Durable ? DurableFactory().QueueProps(m.Name, settings) : QueueActor.Props(m.Name, settings), m.Name);
         Context.Watch(queue);
         _queues.Add(m.Name, queue);
+        if (!settings.Durable) _inMemory.Add(m.Name);
         _stopped.Remove(m.Name);
         _log.Info("Queue {0} created (capacity {1}, full mode {2}{3}).", m.Name, settings.Capacity, settings.FullMode, settings.Durable ? ", durable" : "");
-        Sender.Tell(new QueueStarted(m.Name, queue));
+        Sender.Tell(Started(m.Name, queue));
     }
+
+    private QueueStarted Started(string name, IActorRef queue) => new(name, queue) { ServesLocalFeeds = _inMemory.Contains(name) };
 
     private IDurableQueueFactory? _durableFactory;
 
@@ -211,6 +216,7 @@ public sealed class QueueGuardian : UntypedActor
         {
             if (!q.Equals(queue)) continue;
             _queues.Remove(name);
+            _inMemory.Remove(name);
             // Its producers close (answering every Produce with QueueStopped) and its consumers stop, at once, even those
             // that never reached it before it stopped.
             if (_clients.TryGetValue(name, out var clients))

@@ -22,6 +22,8 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     private volatile bool _disposing;
     // Under _connectLock: the producer a connection started, once it has; and whether a dispose stopped waiting for one.
     private IActorRef? _startedProducer;
+    // The in-memory queue that serves the feed itself, once it has registered it.
+    private IActorRef? _localQueue;
     // The system the producer runs in, whose termination ends any wait for the producer.
     private ActorSystem? _producerSystem;
     private bool _disposeGaveUp;
@@ -46,13 +48,17 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         _system = system;
         QueueName = queueName;
         _options = options ?? new QueueClientOptions();
-        _feed = new ClientFeed(queueName, _options.MaxPending);
+        _feed = new ClientFeed(queueName, _options.ProducerId ?? $"client-{queueName}-{Guid.NewGuid():N}");
     }
 
     /// <inheritdoc />
     public string QueueName { get; }
 
-    private sealed record Connection(IActorRef Queue, IActorRef Producer);
+    /// <summary>How many calls wait in the client's line (for tests).</summary>
+    internal int WaitingCalls => _feed.WaitingCalls;
+
+    // Producer is null when the queue is in this process and serves the client's feed itself.
+    private sealed record Connection(IActorRef Queue, IActorRef? Producer);
 
     /// <inheritdoc />
     public Task EnqueueAsync(T message, CancellationToken cancellationToken = default)
@@ -60,34 +66,16 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         ArgumentNullException.ThrowIfNull(message);
         if (cancellationToken.IsCancellationRequested) return Task.FromCanceled(cancellationToken);
         if (_disposing) return Task.FromException(Closing());
-        // One message, one call, appended to the buffer in call order (connected or not); the call completes when the
-        // queue has accepted it.
-        var call = new EnqueueCall(QueueName, 1, single: true, cancellationToken);
+        // Accepted on this thread when the queue has granted the feed credit and nobody waits ahead: no allocation, no
+        // message, nothing to wait for.
+        if (_feed.TryAcceptNow(message)) return Task.CompletedTask;
+        // Otherwise the call waits its turn (connected or not); it completes when the queue has accepted its message.
+        var call = new EnqueueCall(QueueName, message, cancellationToken);
         call.WatchCancellation(_feed);
-        var written = _feed.WriteAsync(new FeedItem(message, call), cancellationToken);
-        // Connecting is made sure of after the write (see EnsureConnecting), and before waiting for room too: a full
-        // buffer empties only once a producer reads it.
+        _feed.Add(call);
+        // Connecting is made sure of after the call is in the feed (see EnsureConnecting).
         EnsureConnecting();
-        return written.IsCompletedSuccessfully ? call.Task : AfterWriteAsync(written, call);
-    }
-
-    private async Task AfterWriteAsync(ValueTask written, EnqueueCall call)
-    {
-        try
-        {
-            await written.ConfigureAwait(false);
-        }
-        catch (ActorQueueException closed)
-        {
-            call.Cancel(_feed, new EnqueueRejected(0, closed.Reason, closed.Message));
-        }
-        catch (OperationCanceledException)
-        {
-            // Cancelled while waiting for room: the message never entered the feed; the call says so below.
-            call.Cancel(_feed);
-        }
-        EnsureConnecting();
-        await call.Task.ConfigureAwait(false);
+        return call.Task;
     }
 
     /// <inheritdoc />
@@ -96,6 +84,8 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         ArgumentNullException.ThrowIfNull(message);
         var c = await ConnectedAsync(cancellationToken).ConfigureAwait(false);
         _feed.ThrowIfClosed();
+        // Room the queue reserved for this client is used first; without it, the queue decides (its full mode applies).
+        if (_feed.TryAcceptNow(message)) return true;
         IEnqueueReply reply;
         try
         {
@@ -112,42 +102,25 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     }
 
     /// <inheritdoc />
-    public async Task<int> EnqueueManyAsync(IEnumerable<T> messages, CancellationToken cancellationToken = default)
+    public Task<int> EnqueueManyAsync(IEnumerable<T> messages, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        // Checked before anything is sent, so a null part-way through cannot leave half a batch enqueued.
-        var batch = messages as IReadOnlyList<T> ?? messages.ToList();
+        // Checked before anything is taken, so a null part-way through cannot leave half a batch enqueued.
+        var batch = messages as System.Collections.IList ?? messages.ToList();
+        if (batch.Count > EnqueueCall.MaxCount)
+            throw new ArgumentOutOfRangeException(nameof(messages), batch.Count, $"EnqueueManyAsync takes at most {EnqueueCall.MaxCount} messages in one call.");
         foreach (var message in batch) ArgumentNullException.ThrowIfNull(message, nameof(messages));
-        cancellationToken.ThrowIfCancellationRequested();
-        if (batch.Count == 0) return 0;
-        if (_disposing) throw Closing();
-        // One call for the whole batch: the producer takes its messages in order and a cancellation stops it taking
-        // more, so what stays enqueued is a prefix.
-        var call = new EnqueueCall(QueueName, batch.Count, single: false, cancellationToken);
+        if (cancellationToken.IsCancellationRequested) return Task.FromCanceled<int>(cancellationToken);
+        if (batch.Count == 0) return Task.FromResult(0);
+        if (_disposing) return Task.FromException<int>(Closing());
+        // One call for the whole batch: what credit allows is accepted at once, the rest waits its turn; a cancellation
+        // stops anything more being taken, so what stays enqueued is a prefix.
+        var call = new EnqueueCall(QueueName, batch, cancellationToken);
         call.WatchCancellation(_feed);
-        for (var i = 0; i < batch.Count && !call.Task.IsCompleted; i++)
-        {
-            var written = _feed.WriteAsync(new FeedItem(batch[i], call), cancellationToken);
-            if (written.IsCompletedSuccessfully) continue;
-            // Waiting for room: a full buffer empties only once a producer reads it.
-            EnsureConnecting();
-            try
-            {
-                await written.ConfigureAwait(false);
-            }
-            catch (ActorQueueException closed)
-            {
-                call.Cancel(_feed, new EnqueueRejected(0, closed.Reason, closed.Message));
-                break;
-            }
-            catch (OperationCanceledException)
-            {
-                call.Cancel(_feed);
-                break;
-            }
-        }
+        _feed.Add(call);
+        if (call.Task.IsCompletedSuccessfully) return call.Task;
         EnsureConnecting();
-        return await call.Task.ConfigureAwait(false);
+        return call.Task;
     }
 
     /// <inheritdoc />
@@ -184,14 +157,22 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
                 // It failed or did not finish: there is nothing to stop (one finishing later stops its producer itself).
             }
         }
-        IActorRef? started;
+        IActorRef? started, local;
         ActorSystem? system;
         lock (_connectLock)
         {
-            (started, system) = (_startedProducer, _producerSystem);
-            _disposeGaveUp = started is null;
+            (started, local, system) = (_startedProducer, _localQueue, _producerSystem);
+            _disposeGaveUp = started is null && local is null;
         }
-        if (started is not null && system is not null)
+        var disposed = new EnqueueRejected(0, RejectReason.QueueStopped, "The client was disposed.");
+        if (local is not null)
+        {
+            // The queue serves the feed itself: what the feed numbered is accepted already and the queue takes it; calls
+            // still waiting are withdrawn; then the queue lets the feed's producer id go (its credit returns to the queue).
+            _feed.Close(closed, answer: null);
+            local.Tell(new DetachFeed(_feed));
+        }
+        else if (started is not null && system is not null)
         {
             // The producer that reads the buffer (the one the connection started, unless an earlier attempt's got there first).
             var producer = _feed.Producer.IsNobody() ? started : _feed.Producer;
@@ -209,13 +190,13 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
                 // The queue did not answer in time: stopping the producer fails what is left as closed.
             }
             producer.Tell(PoisonPill.Instance);
-            // Whatever still sits in the buffer (only possible when the producer stopped first) is answered as closed.
-            _feed.Close(closed, static item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, "The client was disposed.")));
+            // Whatever still waits in the feed (only possible when the producer stopped first) is answered as closed.
+            _feed.Close(closed, disposed);
         }
         else
         {
-            // No producer reads the buffer: nothing can be in it, but a call is never left waiting.
-            _feed.Close(closed, static item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, "The client was disposed.")));
+            // Nothing serves the feed: a call is never left waiting.
+            _feed.Close(closed, disposed);
         }
     }
 
@@ -263,12 +244,12 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         await producer.WatchAsync().ConfigureAwait(false);
         if (!_feed.Producer.IsNobody() && !_feed.Producer.Equals(producer)) return;
         var closed = new QueueClosedException(QueueName, RejectReason.QueueStopped, $"The producer of the client of queue {QueueName} has stopped.");
-        _feed.Close(closed, item => item.Call.NotAccepted(new EnqueueRejected(0, RejectReason.QueueStopped, closed.Message)));
+        _feed.Close(closed, new EnqueueRejected(0, RejectReason.QueueStopped, closed.Message));
     }
 
     // The queue may not exist yet (a host still starting creates it): it is looked for again, with a growing pause, for
     // up to the ask timeout, then the call fails saying what to do.
-    private async Task<IActorRef> FindQueueAsync(IActorRef guardian)
+    private async Task<QueueStarted> FindQueueAsync(IActorRef guardian)
     {
         var started = DateTime.UtcNow;
         var pause = TimeSpan.FromMilliseconds(10);
@@ -276,7 +257,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         {
             try
             {
-                return (await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false)).Queue;
+                return await guardian.Ask<QueueStarted>(new GetQueue(QueueName), _options.AskTimeout).ConfigureAwait(false);
             }
             catch (InvalidOperationException) when (DateTime.UtcNow - started + pause < _options.AskTimeout && !_disposing)
             {
@@ -299,10 +280,24 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             await Task.Yield(); // never connect on a caller's thread while it holds the lock
             var system = _system();
             var guardian = system.ActorQueues().Guardian;
-            var queue = await FindQueueAsync(guardian).ConfigureAwait(false);
-            var producerId = _options.ProducerId ?? $"client-{QueueName}-{Guid.NewGuid():N}";
+            var found = await FindQueueAsync(guardian).ConfigureAwait(false);
+            var queue = found.Queue;
+            if (found.ServesLocalFeeds)
+            {
+                // An in-memory queue in this process registers the feed as its producer and grants it credit: calls are
+                // then accepted on their callers' threads. Connected once it has said where the feed stands.
+                queue.Tell(new AttachFeed(_feed));
+                await _feed.Registered.WaitAsync(_options.AskTimeout).ConfigureAwait(false);
+                lock (_connectLock)
+                {
+                    // A dispose that stopped waiting for this connection cannot let the feed go: this does.
+                    if (_disposeGaveUp) queue.Tell(new DetachFeed(_feed));
+                    else (_localQueue, _producerSystem) = (queue, system);
+                }
+                return new Connection(queue, null);
+            }
             var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
-            var start = new StartProducer(QueueName, producerId, settings) { Feed = _feed };
+            var start = new StartProducer(QueueName, _feed.ProducerId, settings) { Feed = _feed };
             // The producer attaches itself to the buffer as it starts.
             var producer = (await guardian.Ask<ProducerStarted>(start, _options.AskTimeout).ConfigureAwait(false)).Producer;
             _ = CloseWhenTerminatedAsync(producer);
@@ -314,13 +309,26 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             }
             return new Connection(queue, producer);
         }
-        catch (Exception e)
+        catch (TimeoutException e) when (_feed.Closed is null && !_feed.Registered.IsCompleted)
         {
-            // No producer reads the buffer: the calls waiting in it fail with the reason, and the next call tries again.
-            // (One that attached itself although its start was not confirmed in time serves them instead.)
+            // The queue did not register the feed in time (it is busy): the calls waiting fail, and the next call tries
+            // again (a registration that lands later serves it at once).
+            var failure = new TimeoutException($"Queue {QueueName} did not register the client within {_options.AskTimeout}; try again.", e);
             lock (_connectLock)
             {
-                if (_feed.Producer.IsNobody()) _feed.DrainUnread(item => item.Call.Fail(_feed, e));
+                _feed.DrainUnread(failure);
+                _connection = null;
+            }
+            throw failure;
+        }
+        catch (Exception e)
+        {
+            // Nothing serves the feed: the calls waiting in it fail with the reason, and the next call tries again.
+            // (A producer that attached itself although its start was not confirmed in time serves them instead, and a
+            // closed feed has answered them already.)
+            lock (_connectLock)
+            {
+                if (_feed.Producer.IsNobody() && !_feed.Registered.IsCompletedSuccessfully) _feed.DrainUnread(e);
                 _connection = null;
             }
             throw;

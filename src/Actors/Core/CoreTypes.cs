@@ -116,6 +116,9 @@ internal sealed class ProducerState(string id)
     public TimeSpan Lease;
     public TimeSpan InactiveSince;
     public LinkedListNode<ProducerState>? InactiveNode;
+    // A client's feed in the queue's own process: it accepts its callers' messages against its credit before the queue
+    // sees them, so that credit is never taken back behind its back (no lease); it gives it back itself, or goes away.
+    public bool KeepsCredit;
 
     public long Outstanding => Active ? Math.Max(0, CreditSeqNr - LastSeqNr) : 0;
 }

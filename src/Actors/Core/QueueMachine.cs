@@ -58,6 +58,8 @@ internal sealed class QueueMachine
     private readonly List<ParkedOutcome> _parkedOutcomes = new();
     private readonly List<RefusedStretch> _refused = new();
     private readonly List<Revocation> _revoked = new();
+    private readonly List<string> _idleKeepers = new();
+    private readonly List<object> _idleLocalProducers = new();
 
     public QueueMachine(string name, QueueState state)
     {
@@ -66,6 +68,12 @@ internal sealed class QueueMachine
     }
 
     public QueueState State => _state;
+
+    /// <summary>
+    /// Local producers (<see cref="RegisterLocalProducer"/>) whose credit went unused for credit-lease at the last
+    /// <see cref="Tick"/>: the host asks each to give back what it does not use, then clears the list.
+    /// </summary>
+    public List<object> IdleLocalProducers => _idleLocalProducers;
 
     /// <summary>
     /// Handles one message from <paramref name="sender"/> (null when there is none to answer). Returns false for a
@@ -188,7 +196,28 @@ internal sealed class QueueMachine
         }
     }
 
-    private void HandleRegisterProducer(RegisterProducer m, object? sender, TimeSpan now, IQueueEffects fx)
+    /// <summary>
+    /// Registers a client's feed in the queue's own process as a producer (<paramref name="feed"/> is its key): it wants
+    /// all the credit it can get, and keeps it (see <see cref="QueueState.RegisterProducer"/>), because it accepts its
+    /// callers' messages against that credit before they reach the queue.
+    /// </summary>
+    public void RegisterLocalProducer(string producerId, object feed, TimeSpan now, IQueueEffects fx) =>
+        HandleRegisterProducer(new RegisterProducer(producerId), feed, now, fx, keepsCredit: true);
+
+    /// <summary>
+    /// Takes the first <paramref name="count"/> of <paramref name="messages"/>, numbered from <paramref name="firstSeqNr"/>,
+    /// from a local producer (<see cref="RegisterLocalProducer"/>): within its credit, so all are accepted; a refusal
+    /// goes back to it like any producer's.
+    /// </summary>
+    public void ReceiveLocalRun(string producerId, object feed, long firstSeqNr, object[] messages, int count, TimeSpan now, IQueueEffects fx)
+    {
+        var taken = _state.EnqueueSequencedRun(producerId, firstSeqNr, messages, count, now);
+        for (var i = taken; i < count; i++)
+            if (!TakeSequenced(producerId, firstSeqNr + i, messages[i], feed, now, fx)) break;
+        fx.RequestFlush();
+    }
+
+    private void HandleRegisterProducer(RegisterProducer m, object? sender, TimeSpan now, IQueueEffects fx, bool keepsCredit = false)
     {
         if (string.IsNullOrEmpty(m.ProducerId) || m.Demand < 0 || sender is null)
         {
@@ -222,7 +251,7 @@ internal sealed class QueueMachine
         _producerIds[sender] = m.ProducerId;
         _registrations[m.ProducerId] = m.Registration;
         fx.Watch(sender);
-        _state.RegisterProducer(m.ProducerId, m.Demand, now);
+        _state.RegisterProducer(m.ProducerId, m.Demand, now, keepsCredit);
         _state.ForgetReported(m.ProducerId);
         fx.RequestFlush();
         if (_state.IsDraining && m.Demand > 0 && _state.TryGetProducer(m.ProducerId, out var accepted, out _))
@@ -521,7 +550,10 @@ internal sealed class QueueMachine
     /// </summary>
     public void Tick(TimeSpan now, IQueueEffects fx)
     {
-        var changed = _state.Tick(now, _parkedOutcomes, _revoked);
+        var changed = _state.Tick(now, _parkedOutcomes, _revoked, _idleKeepers);
+        foreach (var id in _idleKeepers)
+            if (_producerRefs.TryGetValue(id, out var producer)) _idleLocalProducers.Add(producer);
+        _idleKeepers.Clear();
         ReplyParked(fx);
         if (_revoked.Count > 0)
         {

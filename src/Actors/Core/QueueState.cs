@@ -145,9 +145,11 @@ internal sealed partial class QueueState
 
     /// <summary>
     /// Registers or re-activates a producer; its sequence numbers continue where they were. It will get credit
-    /// for at most <paramref name="demand"/> messages beyond those accepted, until it asks for more.
+    /// for at most <paramref name="demand"/> messages beyond those accepted, until it asks for more. A producer that
+    /// <paramref name="keepsCredit"/> (a client's feed in the queue's own process, which accepts messages against its
+    /// credit before the queue sees them) never has its credit taken back for lack of use.
     /// </summary>
-    public void RegisterProducer(string producerId, long demand, TimeSpan now)
+    public void RegisterProducer(string producerId, long demand, TimeSpan now, bool keepsCredit = false)
     {
         var last = _producers.TryGetValue(producerId, out var known) ? known.LastSeqNr : 0;
         var demandSeqNr = demand >= long.MaxValue - last ? long.MaxValue : last + Math.Max(0, demand);
@@ -155,6 +157,7 @@ internal sealed partial class QueueState
         Record(static (id, d) => new ProducerRegistered(id, d), producerId, demandSeqNr);
         var p = _producers[producerId];
         p.LastActive = now;
+        p.KeepsCredit = keepsCredit;
         if (p.Lease == TimeSpan.Zero) p.Lease = _settings.CreditLease;
     }
 
@@ -312,10 +315,14 @@ internal sealed partial class QueueState
     /// or messages are parked. The caller hands the rest to <see cref="EnqueueSequenced"/> one by one, which decides
     /// each of those cases exactly as it would have for the messages taken here.
     /// </summary>
-    public int EnqueueSequencedRun(string producerId, long firstSeqNr, object?[] messages, TimeSpan now)
+    public int EnqueueSequencedRun(string producerId, long firstSeqNr, object?[] messages, TimeSpan now) =>
+        EnqueueSequencedRun(producerId, firstSeqNr, messages, messages.Length, now);
+
+    /// <summary>As <see cref="EnqueueSequencedRun(string, long, object?[], TimeSpan)"/>, for the first <paramref name="length"/> messages.</summary>
+    public int EnqueueSequencedRun(string producerId, long firstSeqNr, object?[] messages, int length, TimeSpan now)
     {
         if (_draining || _parked.Count > 0 || !TryGetProducer(producerId, out var p) || !p.Active || firstSeqNr != p.LastSeqNr + 1) return 0;
-        var count = (int)Math.Min(messages.Length, Math.Max(0, p.CreditSeqNr - p.LastSeqNr));
+        var count = (int)Math.Min(length, Math.Max(0, p.CreditSeqNr - p.LastSeqNr));
         for (var i = 0; i < count; i++)
         {
             if (messages[i] is { } m && PayloadCheck?.Invoke(m) is null) continue;
@@ -670,10 +677,11 @@ internal sealed partial class QueueState
     /// The one periodic step, costing what is due rather than what is held: deliveries past their deadline are taken
     /// back (and listed in <paramref name="revoked"/> for their consumer to drop), delayed retries that are due become
     /// ready, parked messages past full-wait-timeout are rejected into <paramref name="parkedOutcomes"/>, credit unused
-    /// for credit-lease is reclaimed, and producers inactive past producer-retention are forgotten.
+    /// for credit-lease is reclaimed (from a producer that keeps its credit, it is listed in <paramref name="idleKeepers"/>
+    /// to be asked for instead), and producers inactive past producer-retention are forgotten.
     /// Returns true when anything changed.
     /// </summary>
-    public bool Tick(TimeSpan now, List<ParkedOutcome> parkedOutcomes, List<Revocation> revoked)
+    public bool Tick(TimeSpan now, List<ParkedOutcome> parkedOutcomes, List<Revocation> revoked, List<string>? idleKeepers = null)
     {
         var changed = false;
         while (_deadlineHead != 0 && _inFlight[_deadlineHead].Deadline <= now)
@@ -704,6 +712,14 @@ internal sealed partial class QueueState
             {
                 var p = _activeProducerList[i];
                 if (p.Outstanding == 0 || now - p.LastActive < LeaseOf(p)) continue;
+                if (p.KeepsCredit)
+                {
+                    // Only the producer knows whether it has accepted messages against its credit that are on their way:
+                    // it is asked to give back what it does not use, and asked again a lease later.
+                    p.LastActive = now;
+                    idleKeepers?.Add(p.Id);
+                    continue;
+                }
                 p.Lease = LeaseOf(p) * 2 <= _settings.CreditLease * 64 ? LeaseOf(p) * 2 : _settings.CreditLease * 64;
                 OnCreditReclaimed(p.Id);
                 Record(static (id, _) => new CreditReclaimed(id), p.Id, 0);

@@ -20,7 +20,14 @@ public sealed record GetQueue(string Name) : IGuardianCommand;
 /// <summary>A queue exists and this is its ref.</summary>
 /// <param name="Name">The queue's name.</param>
 /// <param name="Queue">The queue actor.</param>
-public sealed record QueueStarted(string Name, IActorRef Queue);
+public sealed record QueueStarted(string Name, IActorRef Queue)
+{
+    /// <summary>
+    /// True for an in-memory <see cref="QueueActor"/> of this process, which registers a client's feed as a producer
+    /// itself (the client's calls are then accepted on their callers' threads).
+    /// </summary>
+    internal bool ServesLocalFeeds { get; init; }
+}
 
 /// <summary>Starts a <see cref="ProducerActor"/> for a queue under the guardian; replies <see cref="ProducerStarted"/>.</summary>
 /// <param name="QueueName">The queue to produce to (it must exist).</param>
