@@ -78,10 +78,12 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     public async Task Consumer_must_pull_once_then_only_ack_while_it_hears_from_its_queue()
     {
         var (queue, consumer) = await StartAsync(QueueHandler.From((_, _) => Task.CompletedTask), Settings with { ResyncInterval = TimeSpan.FromSeconds(5) });
+        var window = Settings.Prefetch;
         for (var i = 0; i < 3; i++)
         {
             consumer.Tell(new DeliveryBatch(1 + 4 * i, ["a", "b", "c", "d"]), queue.Ref);
-            // Nothing but acks comes back: no pull after the first, no re-sync while deliveries arrive.
+            // Nothing but acks comes back: no pull after the first, no re-sync while deliveries arrive; only the one pull
+            // that widens the window once the handler is measured cheap.
             var acked = new List<long>();
             while (acked.Count < 4)
             {
@@ -91,12 +93,31 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
                         for (var id = r.FromDeliveryId; id <= r.ToDeliveryId; id++) acked.Add(id);
                         break;
                     case Ack a: acked.Add(a.DeliveryId); break;
+                    case Pull p when p.Window != window && p.Window == ConsumerActor.CheapWindow(Settings.Prefetch):
+                        window = p.Window;
+                        break;
                     case var other: throw new Xunit.Sdk.XunitException($"Expected acks only but got {other}.");
                 }
             }
             Assert.Equal(Enumerable.Range(1 + 4 * i, 4).Select(x => (long)x), acked.Order());
         }
         await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+    }
+
+    [Fact]
+    public async Task Consumer_of_cheap_handlers_widens_its_window_and_narrows_it_back_when_a_handler_goes_asynchronous()
+    {
+        var (queue, consumer) = await StartAsync(QueueHandler.From((d, _) => (int)d.Message < 0 ? Task.Delay(50) : Task.CompletedTask));
+        Assert.Equal(32, ConsumerActor.CheapWindow(Settings.Prefetch));
+        // Cheap handlers, measured as such: the consumer asks for eight times its prefetch.
+        var id = 0L;
+        for (var i = 0; i < 4; i++) consumer.Tell(new DeliveryBatch(++id, [i]), queue.Ref);
+        Assert.Equal(new Pull(32, 1), await queue.FishForMessageAsync<Pull>(m => m is Pull, TimeSpan.FromSeconds(3)));
+        // One goes asynchronous: back to its prefetch at once.
+        consumer.Tell(new DeliveryBatch(++id, [-1]), queue.Ref);
+        Assert.Equal(new Pull(Settings.Prefetch, 1), await queue.FishForMessageAsync<Pull>(m => m is Pull, TimeSpan.FromSeconds(3)));
+        // Eight times prefetch, at most 256, never below prefetch.
+        Assert.Equal((8, 256, 500), (ConsumerActor.CheapWindow(1), ConsumerActor.CheapWindow(100), ConsumerActor.CheapWindow(500)));
     }
 
     [Fact]
