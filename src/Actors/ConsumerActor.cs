@@ -42,6 +42,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     // bar is not set at the handler's true cost; the watchdog covers a run that goes on).
     private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 10_000.0; // 100 µs
     private const int ProbeSize = 1;
+    // The fewest cheap deliveries worth handing to another thread, and the least a handler must cost for it to pay.
+    private const int MinShare = 16;
+    private static readonly double ShareWorthy = System.Diagnostics.Stopwatch.Frequency / 5_000_000.0; // 200 ns
     // The window asked of the queue: prefetch, widened while handlers are cheap and complete at once. Prefetch bounds the
     // work a consumer holds back from others; for handlers that take microseconds that work is a few microseconds even
     // at eight times as many, and the wider window lets the queue refill the consumer while it handles (at prefetch 32
@@ -187,23 +190,34 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private void StartWorkersCore()
     {
         var busy = 0;
+        var sharing = 0;
         var async = false;
         while (_buffer.Count > 0)
         {
             busy = _asyncRunning.Count;
-            foreach (var w in _workers) if (w.Busy) busy++;
+            sharing = 0;
+            foreach (var w in _workers)
+                if (w.Busy)
+                {
+                    if (w.Share) sharing++;
+                    else busy++;
+                }
             async = _lastAsync is { } lastAsync && Now - lastAsync < TimeSpan.FromSeconds(1);
             var probing = double.IsPositiveInfinity(_syncCost);
             // Handlers measured cheap (microseconds, completing at once) run right here, a whole buffer at a time, while
             // the watchdog reports progress for us should one of them block after all. Until measured, one runs here
             // alone, as a probe: a slow one sends the rest to the workers at once.
             if (async || busy > 0 || !(probing || _syncCost < CheapHandler)) break;
+            // A backlog of cheap ones is shared with idle slots, one per spare core, which run their shares on their own
+            // threads beside this one: concurrency means handlers at once, and one thread would cap them at one core.
+            if (!probing && ShareCheap(sharing)) sharing = _workers.Count(w => w.Busy && w.Share);
+            if (_buffer.Count == 0) return;
             // A run cut short by handler-timeout stops here: the mailbox (revocations above all) is read before more
             // starts, and the flush that follows resumes the work.
             if (!RunInline(probing)) return;
         }
         if (_buffer.Count == 0) return;
-        var idle = _workers.Length - busy;
+        var idle = _workers.Length - busy - sharing;
         if (idle <= 0) return;
         // The rest run on the workers: costly ones spread over the free slots; once one has gone asynchronous, deliveries
         // are handed out singly so that one slow handler holds up no other.
@@ -215,11 +229,37 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             var chunk = async ? 1
                 : costly ? Math.Clamp((_buffer.Count + idle - 1) / idle, 1, HandlerWorker.MaxChunk)
                 : Math.Min(_buffer.Count, HandlerWorker.MaxChunk);
+            w.Share = false;
             w.TimedOutId = 0;
             w.ProcessedUpTo = 0;
             w.Start(_buffer, chunk);
             idle--;
         }
+    }
+
+    // Cheap handlers with a backlog: idle slots, up to one per spare core, each take an equal share of the buffer to run
+    // on their own threads while the rest runs here. True when any share was handed out.
+    private bool ShareCheap(int sharing)
+    {
+        // A handler of a few tens of nanoseconds costs less than handing it to another thread.
+        if (_syncCost < ShareWorthy) return false;
+        var lanes = Math.Min(_workers.Length, Environment.ProcessorCount);
+        var free = lanes - 1 - sharing;
+        if (free <= 0 || _buffer.Count < 2 * MinShare) return false;
+        var share = Math.Max(MinShare, _buffer.Count / (free + 1));
+        var started = false;
+        foreach (var w in _workers)
+        {
+            if (free == 0 || _buffer.Count - share < MinShare) break;
+            if (w.Busy) continue;
+            w.Share = true;
+            w.TimedOutId = 0;
+            w.ProcessedUpTo = 0;
+            w.Start(_buffer, share);
+            free--;
+            started = true;
+        }
+        return started;
     }
 
     /// <summary>Runs a batch here; false when the run was cut short by handler-timeout.</summary>
@@ -378,6 +418,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             case WorkerProgress.Finished:
                 w.Finished();
+                w.Share = false;
                 w.TimedOutId = 0;
                 break;
             case WorkerProgress.Slowed:

@@ -86,6 +86,9 @@ internal sealed class HandlerWorker
     /// <summary>Whether a chunk is running (set and read by the consumer only).</summary>
     public bool Busy { get; private set; }
 
+    /// <summary>Whether the running chunk is a share of cheap handlers run beside the consumer's own (consumer only).</summary>
+    public bool Share { get; set; }
+
     /// <summary>The delivery whose handler the consumer nacked for running past handler-timeout (consumer only).</summary>
     public long TimedOutId { get; set; }
 
@@ -238,7 +241,8 @@ internal sealed class HandlerWorker
             var delivery = _chunk[i];
             var current = new Current(delivery.DeliveryId, _scheduler.Now.UtcTicks, new CancellationTokenSource());
             Volatile.Write(ref _current, current);
-            var started = Stopwatch.GetTimestamp();
+            var timed = ActorQueueMetrics.HandlerTime.Enabled;
+            var started = timed ? Stopwatch.GetTimestamp() : 0;
             var task = Invoke(_handler, delivery, current.Cancellation.Token);
             if (!task.IsCompleted)
             {
@@ -253,7 +257,7 @@ internal sealed class HandlerWorker
                     // The outcome is read from the task below.
                 }
             }
-            if (ActorQueueMetrics.HandlerTime.Enabled)
+            if (timed)
                 ActorQueueMetrics.HandlerTime.Record(Stopwatch.GetElapsedTime(started).TotalMilliseconds, QueueTag);
             if (task.IsCompletedSuccessfully) Volatile.Write(ref _outcomes[i], Succeeded);
             else
@@ -267,6 +271,8 @@ internal sealed class HandlerWorker
             Volatile.Write(ref _current, null);
             current.Cancellation.Dispose();
             if (Volatile.Read(ref _next) >= _count) continue;
+            // A share of cheap handlers looks at the clock every few deliveries only: each look costs as much as one.
+            if (Share && (done & 15) != 0) continue;
             if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter) Report(done, WorkerProgress.Slowed);
             else if (done - _reported >= ProgressEvery) Report(done, WorkerProgress.Running);
         }

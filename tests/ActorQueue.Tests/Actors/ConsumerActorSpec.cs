@@ -121,6 +121,37 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Consumer_shares_a_backlog_of_cheap_but_not_trivial_handlers_with_a_second_thread_and_settles_each_once()
+    {
+        var onSlots = 0;
+        var handled = new System.Collections.Concurrent.ConcurrentDictionary<long, int>();
+        var (queue, consumer) = await StartAsync(QueueHandler.From((d, _) =>
+        {
+            // A few microseconds of work that completes at once, as a handler resolving from a DI scope does.
+            var until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency / 500_000;
+            while (System.Diagnostics.Stopwatch.GetTimestamp() < until) { }
+            if (Thread.CurrentThread.Name == "actor-queue-handler") Interlocked.Increment(ref onSlots);
+            handled.AddOrUpdate(d.DeliveryId, 1, (_, n) => n + 1);
+            return Task.CompletedTask;
+        }), Settings with { Prefetch = 400 });
+        // Measured cheap first, one at a time (the first calls pay for JIT, and the estimate forgets them by halves);
+        // then a backlog arrives at once.
+        const int singles = 20, backlog = 400;
+        for (var i = 1; i <= singles; i++)
+        {
+            consumer.Tell(new DeliveryBatch(i, [i]), queue.Ref);
+            await ExpectAcksAsync(queue, 1);
+        }
+        Interlocked.Exchange(ref onSlots, 0);
+        consumer.Tell(new DeliveryBatch(singles + 1, Enumerable.Range(0, backlog).Select(i => (object)i).ToArray()), queue.Ref);
+        var acked = await ExpectAcksAsync(queue, backlog);
+        Assert.Equal(Enumerable.Range(singles + 1, backlog).Select(i => (long)i), acked.Order());
+        Assert.All(handled.Values, n => Assert.Equal(1, n));
+        // Part ran on a slot's own thread beside the consumer's (a 2-core machine has one spare core), the rest here.
+        if (Environment.ProcessorCount > 1) Assert.InRange(onSlots, 1, backlog - 1);
+    }
+
+    [Fact]
     public async Task Consumer_must_repeat_its_pull_while_it_hears_nothing_so_a_lost_pull_or_registration_costs_a_pause()
     {
         var queue = CreateTestProbe();
