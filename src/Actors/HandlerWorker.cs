@@ -123,6 +123,13 @@ internal sealed class HandlerWorker
         _heldUntil = count;
         Volatile.Write(ref _next, 0);
         Busy = true;
+        if (Share)
+        {
+            // Handlers measured cheap run on the shared pool, as the consumer's own run does: a slot's thread would spin
+            // between the many short chunks, taking the core the others need.
+            ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), this, preferLocal: false);
+            return;
+        }
         if (_thread is null)
         {
             _thread = new Thread(Loop) { IsBackground = true, Name = "actor-queue-handler" };
