@@ -87,8 +87,9 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
         else if (message is AttachFeed attach) Attach(attach.Feed);
         else if (message is DetachFeed detach) Detach(detach.Feed);
         else if (message is FeedWantsCredit wants) WantsCredit(wants.Feed);
-        else if (_host.HandleOwn(message, Now, this, Timers))
+        else if (message is QueueFlush or QueueTick)
         {
+            _host.HandleOwn(message, Now, this, Timers);
             if (_machine.IdleLocalProducers.Count > 0) ReleaseIdleFeeds();
         }
         else
