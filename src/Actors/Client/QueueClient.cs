@@ -4,12 +4,13 @@ using Akka.Actor;
 namespace ActorQueue.Client;
 
 /// <summary>
-/// The <see cref="IQueueClient{T}"/> for one queue, built to batch: calls from any thread append their messages to a
-/// bounded buffer (waiting without blocking while it is full), and the client's <see cref="ProducerActor"/> takes them
-/// in bursts, sends what the queue's credit allows as numbered batches, and completes every call up to the queue's
-/// cumulative acceptance at once. A call costs no actor message and no lookup of its own; the producer keeps the
-/// protocol's promises (credit, resends after a lost message or a queue restart, deduplicated by sequence number). It
-/// connects on first use.
+/// The <see cref="IQueueClient{T}"/> for one queue. Calls from any thread go through the client's feed, in call order.
+/// An in-memory queue in the same process registers the feed as a producer and grants it credit: while credit lasts a
+/// call is accepted on the caller's thread under one short lock and completes at once, and calls beyond it wait their
+/// turn, like writers of a full bounded Channel. Any other queue (a durable one) is served by the client's
+/// <see cref="ProducerActor"/>, which takes the waiting calls in bursts, sends what the queue's credit allows as numbered
+/// batches and completes every call up to the queue's cumulative acceptance at once, keeping the protocol's promises
+/// (resends after a lost message or a queue restart, deduplicated by sequence number). It connects on first use.
 /// </summary>
 /// <typeparam name="T">The message type.</typeparam>
 public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposable where T : notnull
@@ -131,11 +132,11 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
     }
 
     /// <summary>
-    /// Closes the client: new calls, and calls whose messages had not entered its buffer, fail with
-    /// <see cref="QueueClosedException"/> (their messages are never sent); messages not yet sent to the queue are
-    /// withdrawn (their callers see <see cref="OperationCanceledException"/>, and a batch counts only what was
-    /// accepted); messages already with the queue get their real answer (waited for up to the ask timeout); then the
-    /// client's producer stops, failing anything still unanswered as closed. A client still connecting finishes
+    /// Closes the client: new calls fail with <see cref="QueueClosedException"/>; calls still waiting are withdrawn
+    /// (their callers see <see cref="OperationCanceledException"/>, and a batch counts only what was accepted); what was
+    /// accepted stays in the queue. Served by an in-memory queue, the queue then takes what the client accepted and lets
+    /// its producer id go. Served by a producer, messages already sent get their real answer (waited for up to the ask
+    /// timeout) and the producer stops, failing anything still unanswered as closed. A client still connecting finishes
     /// connecting first, so that nothing it started is left running.
     /// </summary>
     public async ValueTask DisposeAsync()

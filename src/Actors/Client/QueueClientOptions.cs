@@ -13,9 +13,9 @@ public sealed record QueueClientOptions
     public string? ProducerId { get; init; }
 
     /// <summary>
-    /// How many messages the client's buffer holds before callers wait their turn (without blocking), and how many its
-    /// producer keeps sent or ready to send: a client holds at most twice this many messages the queue has not accepted.
-    /// At least 1.
+    /// For a queue served by the client's producer (a durable one): how many messages the producer keeps sent or ready
+    /// to send that the queue has not accepted; calls beyond it wait their turn in the client. A client of an in-memory
+    /// queue holds no such window: its calls are accepted within the credit the queue grants it. At least 1.
     /// </summary>
     public int MaxPending { get => _maxPending; init => _maxPending = QueueSettings.AtLeast<QueueClientOptions>(value, 1); }
 
