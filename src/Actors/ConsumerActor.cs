@@ -44,6 +44,8 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     private const int ProbeSize = 1;
     // The fewest cheap deliveries worth handing to another thread, and the least a handler must cost for it to pay.
     private const int MinShare = 16;
+    // Runs shorter than this raise the cost estimate by a bounded step only.
+    private const int ShortRun = 16;
     private static readonly double ShareWorthy = System.Diagnostics.Stopwatch.Frequency / 5_000_000.0; // 200 ns
     // The window asked of the queue: prefetch, widened while handlers are cheap and complete at once. Prefetch bounds the
     // work a consumer holds back from others; for handlers that take microseconds that work is a few microseconds even
@@ -319,7 +321,15 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             Array.Clear(_inlineRun, 0, n);
         }
         if (probing) _syncCost = handled > 0 ? quickest : double.PositiveInfinity;
-        else if (handled > 0) _syncCost = 0.5 * _syncCost + 0.5 * ((double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled);
+        else if (handled > 0)
+        {
+            var sample = (double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled;
+            // A short run preempted once (a stall of a few milliseconds on a busy machine) must not pass for costly
+            // handlers and send the next thousands to the slots; a handler that really is slow still shows within a
+            // few runs, each of which may raise the estimate fourfold.
+            if (handled < ShortRun) sample = Math.Min(sample, 4 * _syncCost);
+            _syncCost = 0.5 * _syncCost + 0.5 * sample;
+        }
         RequestFlush();
         if (!ReferenceEquals(cancellation, _inlineCancellation) || !cancellation.IsCancellationRequested) return true;
         cancellation.Dispose();

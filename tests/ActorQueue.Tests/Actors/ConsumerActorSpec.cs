@@ -121,6 +121,46 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Consumer_of_cheap_handlers_keeps_its_wide_window_when_one_short_run_stalls_once()
+    {
+        // Message -1 stands for a run preempted for 5 ms on a busy machine: the handler itself is cheap.
+        var (queue, consumer) = await StartAsync(QueueHandler.From((d, _) =>
+        {
+            if ((int)d.Message == -1) Thread.Sleep(5);
+            return Task.CompletedTask;
+        }));
+        // Single cheap deliveries, each settled before the next: the consumer measures them cheap and widens, and its
+        // estimate settles (the first calls pay for JIT, which it forgets by halves).
+        var id = 0L;
+        var window = Settings.Prefetch;
+        for (var settled = 0; settled < 40; settled++)
+        {
+            consumer.Tell(new DeliveryBatch(++id, [(int)id]), queue.Ref);
+            while (true)
+            {
+                var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+                if (m is Pull p) window = p.Window;
+                if (m is Ack or AckRange or AckBatch) break;
+            }
+        }
+        Assert.Equal(32, window);
+
+        consumer.Tell(new DeliveryBatch(++id, [-1]), queue.Ref);
+        consumer.Tell(new DeliveryBatch(++id, [100]), queue.Ref);
+        // Both acked, and no pull narrowing the window back to prefetch: one stalled run is not a costly handler.
+        var seen = new List<object>();
+        var acked = 0;
+        while (acked < 2)
+        {
+            var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+            seen.Add(m!);
+            acked += m switch { Ack => 1, AckRange r => (int)(r.ToDeliveryId - r.FromDeliveryId + 1), AckBatch b => b.DeliveryIds.Length, _ => 0 };
+        }
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        Assert.DoesNotContain(seen, m => m is Pull);
+    }
+
+    [Fact]
     public async Task Consumer_shares_a_backlog_of_cheap_but_not_trivial_handlers_with_a_second_thread_and_settles_each_once()
     {
         var measuring = true;
