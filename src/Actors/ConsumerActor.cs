@@ -276,10 +276,26 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         var handled = 0;
         var started = System.Diagnostics.Stopwatch.GetTimestamp();
         // Acks gathered so far go out first (the flush cannot run while this thread is busy); the watchdog keeps alive the
-        // run itself and what waits in the buffer.
+        // run itself, what waits in the buffer and what shares running beside it hold (their reports wait for this
+        // thread too).
         SendAcks();
-        var waiting = _buffer.Count == 0 ? [] : new long[_buffer.Count];
-        for (var i = 0; i < waiting.Length; i++) waiting[i] = _buffer[i].DeliveryId;
+        long[] waiting;
+        var shares = false;
+        foreach (var w in _workers) shares |= w.Busy && w.Share;
+        if (!shares)
+        {
+            waiting = _buffer.Count == 0 ? [] : new long[_buffer.Count];
+            for (var i = 0; i < waiting.Length; i++) waiting[i] = _buffer[i].DeliveryId;
+        }
+        else
+        {
+            _scratch.Clear();
+            for (var i = 0; i < _buffer.Count; i++) _scratch.Add(_buffer[i].DeliveryId);
+            foreach (var w in _workers)
+                if (w.Busy && w.Share) w.CopyHeld(_scratch);
+            waiting = _scratch.ToArray();
+            _scratch.Clear();
+        }
         _inline.Begin(_queue, _inlineRun, n, waiting, _ackTimeout, _settings.HandlerTimeout, cancellation);
         try
         {
@@ -327,7 +343,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             // A short run preempted once (a stall of a few milliseconds on a busy machine) must not pass for costly
             // handlers and send the next thousands to the slots; a handler that really is slow still shows within a
             // few runs, each of which may raise the estimate fourfold.
-            if (handled < ShortRun) sample = Math.Min(sample, 4 * _syncCost);
+            // (Never clamped to less than a share-worthy cost, so that an estimate of zero from a coarse clock can rise;
+            // and not for a run cut short by handler-timeout, which is no stall.)
+            if (handled < ShortRun && !cancellation.IsCancellationRequested) sample = Math.Min(sample, 4 * Math.Max(_syncCost, ShareWorthy));
             _syncCost = 0.5 * _syncCost + 0.5 * sample;
         }
         RequestFlush();

@@ -111,10 +111,18 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
                 new EnqueueRejected(0, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."), replace: true);
             return;
         }
-        // Asked again by a client whose first attempt timed out: the registration's answer is on its way.
-        if (!_feeds.Add(feed)) return;
+        // Asked again by a client whose first attempt timed out: the registration's answer is on its way. A client that
+        // closed before its request arrived is not registered at all.
+        if (feed.Closed is not null || _feeds.Contains(feed)) return;
+        if (!_machine.RegisterLocalProducer(feed.ProducerId, feed, Now, this))
+        {
+            var detail = $"Producer id '{feed.ProducerId}' is in use by another producer of queue {_name}; give each client its own ProducerId.";
+            _log.Warning("Queue {0}: {1}", _name, detail);
+            feed.Close(new EnqueueRejectedException(_name, RejectReason.NotRegistered, detail), new EnqueueRejected(0, RejectReason.NotRegistered, detail));
+            return;
+        }
+        _feeds.Add(feed);
         feed.AttachQueue(Self);
-        _machine.RegisterLocalProducer(feed.ProducerId, feed, Now, this);
     }
 
     private void TakeFrom(ClientFeed feed)
@@ -127,6 +135,8 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     private void Detach(ClientFeed feed)
     {
         if (!_feeds.Contains(feed)) return;
+        // Nothing more is numbered against its credit; what was numbered is taken before the producer goes inactive.
+        feed.Detached();
         TakeFrom(feed);
         _feeds.Remove(feed);
         _machine.Terminated(feed, Now, this);
@@ -136,15 +146,25 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     private void ReleaseIdleFeeds()
     {
         var now = Now;
-        foreach (var producer in _machine.IdleLocalProducers)
-            if (producer is ClientFeed feed && _feeds.Contains(feed) && feed.TryRelease(out var upTo))
-                _machine.Receive(new RequestCredit(feed.ProducerId, upTo), feed, now, this);
+        var idle = _machine.IdleLocalProducers.ToArray();
         _machine.IdleLocalProducers.Clear();
+        foreach (var producer in idle)
+        {
+            if (producer is not ClientFeed feed || !_feeds.Contains(feed)) continue;
+            // A client closed without saying so to the queue (its DetachFeed lost to a stopping system): let it go.
+            if (feed.Closed is not null) Detach(feed);
+            else if (feed.TryRelease(out var upTo)) _machine.Receive(new RequestCredit(feed.ProducerId, upTo), feed, now, this);
+        }
     }
 
     private void WantsCredit(ClientFeed feed)
     {
-        if (!_feeds.Contains(feed) || State.IsDraining || feed.Closed is not null) return;
+        if (!_feeds.Contains(feed) || State.IsDraining) return;
+        if (feed.Closed is not null)
+        {
+            Detach(feed);
+            return;
+        }
         _machine.Receive(new RequestCredit(feed.ProducerId, long.MaxValue), feed, Now, this);
     }
 

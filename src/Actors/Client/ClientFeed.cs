@@ -352,12 +352,19 @@ internal sealed class ClientFeed
     }
 
     /// <summary>
-    /// Takes out every waiting call (only while nothing serves the feed: its client failed to connect) and fails it
-    /// with <paramref name="failure"/>.
+    /// Its client failed to connect: unless a queue in this process registered the feed meanwhile (and serves the
+    /// waiting calls), every waiting call is taken out and failed with <paramref name="failure"/>. Decided under the
+    /// feed's lock, so a registration landing at the same moment cannot serve part of a call that is then failed.
     /// </summary>
-    public void DrainUnread(Exception failure)
+    public void FailWaitingUnlessServed(Exception failure)
     {
-        foreach (var call in TakeAllWaiting()) call.Fail(this, failure);
+        List<EnqueueCall> calls;
+        lock (_lock)
+        {
+            if (_local) return;
+            calls = TakeAllWaiting();
+        }
+        foreach (var call in calls) call.Fail(this, failure);
     }
 
     /// <summary>
@@ -395,6 +402,20 @@ internal sealed class ClientFeed
     public void AttachQueue(IActorRef queue)
     {
         lock (_lock) _queue = queue;
+    }
+
+    /// <summary>
+    /// The queue (on its thread) lets the feed go: nothing more is numbered against the credit it held (which returns
+    /// to the queue), and a later registration numbers on from what the queue then says it accepted. The queue takes
+    /// what was numbered already right after.
+    /// </summary>
+    public void Detached()
+    {
+        lock (_lock)
+        {
+            _local = false;
+            _credit = _last;
+        }
     }
 
     /// <summary>

@@ -287,14 +287,15 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             {
                 // An in-memory queue in this process registers the feed as its producer and grants it credit: calls are
                 // then accepted on their callers' threads. Connected once it has said where the feed stands.
-                queue.Tell(new AttachFeed(_feed));
-                await _feed.Registered.WaitAsync(_options.AskTimeout).ConfigureAwait(false);
                 lock (_connectLock)
                 {
-                    // A dispose that stopped waiting for this connection cannot let the feed go: this does.
-                    if (_disposeGaveUp) queue.Tell(new DetachFeed(_feed));
-                    else (_localQueue, _producerSystem) = (queue, system);
+                    // Once asked, the queue may register the feed at any time: a dispose from here on lets it go
+                    // (DetachFeed), and one that came first means it is never asked.
+                    if (_disposing) throw Closing();
+                    (_localQueue, _producerSystem) = (queue, system);
+                    queue.Tell(new AttachFeed(_feed));
                 }
+                await _feed.Registered.WaitAsync(_options.AskTimeout).ConfigureAwait(false);
                 return new Connection(queue, null);
             }
             var settings = ProducerSettings.Create(system.Settings.Config) with { BufferSize = _options.MaxPending };
@@ -312,12 +313,13 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
         }
         catch (TimeoutException e) when (_feed.Closed is null && !_feed.Registered.IsCompleted)
         {
-            // The queue did not register the feed in time (it is busy): the calls waiting fail, and the next call tries
-            // again (a registration that lands later serves it at once).
+            // The queue did not register the feed in time (it is busy, or stopped before it read the request): the calls
+            // waiting fail, unless a registration landed meanwhile and serves them; the next call tries again (a
+            // registration that lands later serves it at once).
             var failure = new TimeoutException($"Queue {QueueName} did not register the client within {_options.AskTimeout}; try again.", e);
             lock (_connectLock)
             {
-                _feed.DrainUnread(failure);
+                _feed.FailWaitingUnlessServed(failure);
                 _connection = null;
             }
             throw failure;
@@ -329,7 +331,7 @@ public sealed class QueueClient<T> : IQueueClient<T>, IAsyncDisposable, IDisposa
             // closed feed has answered them already.)
             lock (_connectLock)
             {
-                if (_feed.Producer.IsNobody() && !_feed.Registered.IsCompletedSuccessfully) _feed.DrainUnread(e);
+                if (_feed.Producer.IsNobody()) _feed.FailWaitingUnlessServed(e);
                 _connection = null;
             }
             throw;

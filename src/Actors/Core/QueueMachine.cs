@@ -201,8 +201,14 @@ internal sealed class QueueMachine
     /// all the credit it can get, and keeps it (see <see cref="QueueState.RegisterProducer"/>), because it accepts its
     /// callers' messages against that credit before they reach the queue.
     /// </summary>
-    public void RegisterLocalProducer(string producerId, object feed, TimeSpan now, IQueueEffects fx) =>
+    public bool RegisterLocalProducer(string producerId, object feed, TimeSpan now, IQueueEffects fx)
+    {
+        // Another producer holds the id: taking it over would leave that one's accepted messages under numbers that are
+        // no longer its own (a feed), or its resends deduplicated against the feed's (an actor).
+        if (_producerRefs.TryGetValue(producerId, out var holder) && !holder.Equals(feed)) return false;
         HandleRegisterProducer(new RegisterProducer(producerId), feed, now, fx, keepsCredit: true);
+        return true;
+    }
 
     /// <summary>
     /// Takes the first <paramref name="count"/> of <paramref name="messages"/>, numbered from <paramref name="firstSeqNr"/>,
@@ -223,6 +229,12 @@ internal sealed class QueueMachine
         {
             // Without a sender the queue could never see it terminate, and its credit would never come back.
             Invalid(m, "RegisterProducer needs a producer id, a demand of at least 0 and a sender to answer.", sender, fx);
+            return;
+        }
+        if (!keepsCredit && _state.KeepsCredit(m.ProducerId) && _producerRefs.TryGetValue(m.ProducerId, out var feed) && !feed.Equals(sender))
+        {
+            // A client in this process holds the id and has accepted messages against its credit: it is not taken over.
+            Invalid(m, $"Producer id '{m.ProducerId}' is in use by a client of queue {_name}; give each producer and client its own id.", sender, fx);
             return;
         }
         if (_producerRefs.TryGetValue(m.ProducerId, out var previous) && !previous.Equals(sender))

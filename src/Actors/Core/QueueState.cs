@@ -205,6 +205,9 @@ internal sealed partial class QueueState
         Record(static (id, _) => new ProducerForgotten(id), p.Id, 0);
     }
 
+    /// <summary>True while <paramref name="producerId"/> is registered as a producer that keeps its credit (a client's feed).</summary>
+    public bool KeepsCredit(string producerId) => _producers.TryGetValue(producerId, out var p) && p.Active && p.KeepsCredit;
+
     public bool TryGetProducer(string producerId, out long acceptedSeqNr, out long creditSeqNr)
     {
         if (_producers.TryGetValue(producerId, out var p))

@@ -197,6 +197,53 @@ public class CallerThreadAcceptanceSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task A_second_client_or_producer_under_a_client_s_producer_id_is_refused_and_the_first_keeps_its_messages()
+    {
+        var (queue, first) = await ClientAsync("same-id", capacity: 50, new QueueClientOptions { ProducerId = "orders" });
+        await first.EnqueueAsync(1);
+        var second = new QueueClient<int>(Sys, "same-id", new QueueClientOptions { ProducerId = "orders" });
+        var refused = await Assert.ThrowsAsync<EnqueueRejectedException>(() => second.EnqueueAsync(2).WaitAsync(TimeSpan.FromSeconds(5)));
+        Assert.Equal(RejectReason.NotRegistered, refused.Reason);
+        Assert.Contains("'orders'", refused.Message);
+
+        // A producer actor asking for the id is refused too, with a reply naming it.
+        var actor = CreateTestProbe();
+        queue.Tell(new RegisterProducer("orders", 10, 1), actor.Ref);
+        Assert.Contains("'orders'", (await actor.ExpectMsgAsync<InvalidRequest>()).Reason);
+
+        for (var i = 2; i <= 5; i++) await first.EnqueueAsync(i);
+        var handled = Consume(queue);
+        await AwaitAssertAsync(() => Assert.Equal(5, handled.Count));
+        Assert.Equal([1, 2, 3, 4, 5], handled.OrderBy(h => h.DeliveryId).Select(h => h.Message));
+        Assert.Equal(1, (await queue.StatsAsync()).Producers);
+    }
+
+    [Fact]
+    public async Task A_feed_let_go_by_its_queue_accepts_nothing_more_and_one_closed_before_its_request_arrives_is_never_registered()
+    {
+        var queue = await Sys.ActorQueues().CreateQueueAsync("feeds", Specs.Queue(20, FullMode.Wait));
+        var feed = new ClientFeed("feeds", "feed-a");
+        queue.Tell(new AttachFeed(feed));
+        await feed.Registered.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.True(feed.TryAcceptNow(1));
+        queue.Tell(new DetachFeed(feed));
+        await AwaitAssertAsync(async () =>
+        {
+            var stats = await queue.StatsAsync();
+            Assert.Equal((1L, 0, 0L), (stats.Enqueued, stats.Producers, stats.OutstandingCredit));
+        });
+        // The credit it held went back with it: nothing is accepted against it any more.
+        Assert.False(feed.TryAcceptNow(2));
+
+        var closed = new ClientFeed("feeds", "feed-b");
+        closed.Close(new QueueClosedException("feeds", RejectReason.QueueStopped, "disposed"), answer: null);
+        queue.Tell(new AttachFeed(closed));
+        queue.Tell(new AttachFeed(new ClientFeed("feeds", "feed-c")));
+        await AwaitAssertAsync(async () => Assert.Equal(1, (await queue.StatsAsync()).Producers));
+        Assert.Equal(1L, (await queue.StatsAsync()).Enqueued);
+    }
+
+    [Fact]
     public async Task Two_busy_clients_share_a_small_queue_and_every_message_arrives_once()
     {
         var queue = await Sys.ActorQueues().CreateQueueAsync("shared-local", Specs.Queue(4, FullMode.Wait));
