@@ -68,8 +68,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
         var lost = 0;
         foreach (var feed in _feeds)
         {
-            feed.Close(new QueueClosedException(_name, RejectReason.QueueStopped, $"Queue {_name} has stopped."),
-                new EnqueueRejected(0, RejectReason.QueueStopped, $"Queue {_name} stopped before room freed up."), replace: true);
+            feed.CloseByQueue(RejectReason.QueueStopped, $"Queue {_name} has stopped.");
             if (feed.TakeNumbered(out _, out var count, out _)) lost += count;
         }
         _machine.Stopped(this);
@@ -107,8 +106,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     {
         if (State.IsDraining)
         {
-            feed.Close(new QueueClosedException(_name, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."),
-                new EnqueueRejected(0, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."), replace: true);
+            feed.CloseByQueue(RejectReason.Draining, DrainingDetail);
             return;
         }
         // Asked again by a client whose first attempt timed out: the registration's answer is on its way. A client that
@@ -118,12 +116,14 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
         {
             var detail = $"Producer id '{feed.ProducerId}' is in use by another producer of queue {_name}; give each client its own ProducerId.";
             _log.Warning("Queue {0}: {1}", _name, detail);
-            feed.Close(new EnqueueRejectedException(_name, RejectReason.NotRegistered, detail), new EnqueueRejected(0, RejectReason.NotRegistered, detail));
+            feed.CloseByQueue(RejectReason.NotRegistered, detail);
             return;
         }
         _feeds.Add(feed);
         feed.AttachQueue(Self);
     }
+
+    private string DrainingDetail => $"Queue {_name} is draining and accepts nothing new.";
 
     private void TakeFrom(ClientFeed feed)
     {
@@ -172,8 +172,7 @@ public sealed class QueueActor : UntypedActor, IWithTimers, IQueueEffects
     {
         foreach (var feed in _feeds)
         {
-            feed.Close(new QueueClosedException(_name, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."),
-                new EnqueueRejected(0, RejectReason.Draining, $"Queue {_name} is draining and accepts nothing new."), replace: true);
+            feed.CloseByQueue(RejectReason.Draining, DrainingDetail);
             TakeFrom(feed);
         }
     }

@@ -385,6 +385,17 @@ internal sealed class ClientFeed
         foreach (var call in calls) call.Cancel(this, answer);
     }
 
+    /// <summary>
+    /// The queue closes the feed for <paramref name="reason"/> (draining, stopped, or a registration it refused): later
+    /// calls and every waiting call fail with an error saying so (<see cref="QueueClosedException"/> for draining and
+    /// stopped); a queue's reason replaces a client's.
+    /// </summary>
+    public void CloseByQueue(RejectReason reason, string detail)
+    {
+        var answer = new EnqueueRejected(0, reason, detail);
+        Close(EnqueueCall.Exception(QueueName, answer), answer, replace: true);
+    }
+
     private List<EnqueueCall> TakeAllWaiting()
     {
         lock (_lock)
