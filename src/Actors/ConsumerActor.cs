@@ -210,9 +210,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             // the watchdog reports progress for us should one of them block after all. Until measured, one runs here
             // alone, as a probe: a slow one sends the rest to the workers at once.
             if (async || busy > 0 || !(probing || _syncCost < CheapHandler)) break;
-            // A backlog of cheap ones is shared with idle slots, one per spare core, which run their shares on their own
-            // threads beside this one: concurrency means handlers at once, and one thread would cap them at one core.
-            if (!probing && ShareCheap(sharing)) sharing = _workers.Count(w => w.Busy && w.Share);
+            // A backlog of cheap ones is shared with idle slots, one per spare core, whose shares run on the thread pool
+            // beside this run: concurrency means handlers at once, and one thread would cap them at one core.
+            if (!probing) sharing += ShareCheap(sharing);
             if (_buffer.Count == 0) return;
             // A run cut short by handler-timeout stops here: the mailbox (revocations above all) is read before more
             // starts, and the flush that follows resumes the work.
@@ -240,26 +240,25 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     }
 
     // Cheap handlers with a backlog: idle slots, up to one per spare core, each take an equal share of the buffer to run
-    // on their own threads while the rest runs here. True when any share was handed out.
-    private bool ShareCheap(int sharing)
+    // on the thread pool while the rest runs here. Returns how many shares were handed out.
+    private int ShareCheap(int sharing)
     {
         // A handler of a few tens of nanoseconds costs less than handing it to another thread.
-        if (_syncCost < ShareWorthy) return false;
+        if (_syncCost < ShareWorthy) return 0;
         var lanes = Math.Min(_workers.Length, Environment.ProcessorCount);
         var free = lanes - 1 - sharing;
-        if (free <= 0 || _buffer.Count < 2 * MinShare) return false;
+        if (free <= 0 || _buffer.Count < 2 * MinShare) return 0;
         var share = Math.Max(MinShare, _buffer.Count / (free + 1));
-        var started = false;
+        var started = 0;
         foreach (var w in _workers)
         {
-            if (free == 0 || _buffer.Count - share < MinShare) break;
+            if (started == free || _buffer.Count - share < MinShare) break;
             if (w.Busy) continue;
             w.Share = true;
             w.TimedOutId = 0;
             w.ProcessedUpTo = 0;
             w.Start(_buffer, share);
-            free--;
-            started = true;
+            started++;
         }
         return started;
     }

@@ -38,7 +38,8 @@ internal sealed class WorkerReport(HandlerWorker worker, int from, int to, List<
 /// One handler slot of a <see cref="ConsumerActor"/> for handlers of unknown or noticeable cost: runs a chunk of
 /// deliveries, one after another, on a thread of the slot's own, never on the consumer's thread nor on the shared thread
 /// pool, so a handler that blocks (synchronous I/O, Thread.Sleep) can neither stop the consumer from reporting progress
-/// nor starve the actors of threads. A handler that awaits continues on the thread pool as usual. Each delivery is claimed with one interlocked step before its handler
+/// nor starve the actors of threads. The exception is a <see cref="Share"/> of handlers measured cheap, which runs on
+/// the shared pool as the consumer's own run of them does. A handler that awaits continues on the thread pool as usual. Each delivery is claimed with one interlocked step before its handler
 /// starts, so the consumer can take back, at any moment, exactly the deliveries whose handler has not started
 /// (<see cref="TakeBackUnstarted"/>).
 /// </summary>
