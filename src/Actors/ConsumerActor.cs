@@ -246,7 +246,10 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         // A handler of a few tens of nanoseconds costs less than handing it to another thread.
         if (_syncCost < ShareWorthy) return 0;
         var lanes = Math.Min(_workers.Length, Environment.ProcessorCount);
-        var free = lanes - 1 - sharing;
+        // A core is spare only if no consumer of the process runs cheap handlers on it: with more consumers than cores
+        // (eight consumers on two) every core is taken by their own runs, and a share would only queue on the pool behind
+        // them, adding a hop to every chunk.
+        var free = Math.Min(lanes - 1 - sharing, CheapLanes.Spare - 1);
         if (free <= 0 || _buffer.Count < 2 * MinShare) return 0;
         var share = Math.Max(MinShare, _buffer.Count / (free + 1));
         var started = 0;
@@ -296,6 +299,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             _scratch.Clear();
         }
         _inline.Begin(_queue, _inlineRun, n, waiting, _ackTimeout, _settings.HandlerTimeout, cancellation);
+        CheapLanes.Enter();
         try
         {
             for (var i = 0; i < n; i++)
@@ -332,6 +336,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
         finally
         {
+            CheapLanes.Leave();
             _inline.End();
             Array.Clear(_inlineRun, 0, n);
         }
@@ -438,7 +443,13 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             var cost = (double)report.ElapsedTicks / handled;
             if (double.IsPositiveInfinity(_syncCost)) _syncCost = cost; // the first measurement
-            else if (report.Progress == WorkerProgress.Slowed) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once
+            else if (w.Share)
+            {
+                // A share of cheap handlers held up once (its thread preempted on a busy machine) must not pass for
+                // costly handlers, as a short inline run must not: it may raise the estimate fourfold at most.
+                _syncCost = 0.5 * _syncCost + 0.5 * Math.Min(cost, 4 * Math.Max(_syncCost, ShareWorthy));
+            }
+            else if (report.Progress is WorkerProgress.Slowed or WorkerProgress.WentAsync) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once
             else _syncCost = 0.5 * _syncCost + 0.5 * cost; // quick to forget a first, JIT-heavy chunk
         }
         switch (report.Progress)
@@ -448,9 +459,14 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
                 w.Share = false;
                 w.TimedOutId = 0;
                 break;
-            case WorkerProgress.Slowed:
-                // It went asynchronous or is slow: what it has not started goes to free workers instead of waiting behind it.
+            case WorkerProgress.WentAsync:
+                // A handler went asynchronous: deliveries are handed out singly for a while, and what this chunk has not
+                // started goes to free workers instead of waiting behind it.
                 _lastAsync = Now;
+                w.TakeBackUnstarted(_buffer);
+                break;
+            case WorkerProgress.Slowed:
+                // The chunk is slow: what it has not started goes to free workers instead of waiting behind it.
                 w.TakeBackUnstarted(_buffer);
                 break;
         }
@@ -537,7 +553,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         {
             if (!w.Busy) continue;
             // One read of what the slot runs: its handler may end on its own thread while we look.
-            if (w.TryGetCurrent(out var id, out var startedAt) && w.TimedOutId != id && now - (startedAt - DateTimeOffset.UnixEpoch) >= _settings.HandlerTimeout)
+            if (w.TryGetCurrent(out var id, out var runningFor) && w.TimedOutId != id && runningFor >= _settings.HandlerTimeout)
             {
                 w.TimedOutId = id;
                 _log.Warning("Consumer of {0}: handler for delivery {1} ran past handler-timeout ({2}); cancelled and nacked.", _queue, id, _settings.HandlerTimeout);

@@ -11,8 +11,10 @@ internal enum WorkerProgress : byte
 {
     /// <summary>Part-way through the chunk; it carries on with the rest.</summary>
     Running,
-    /// <summary>A handler went asynchronous or the chunk is slow: the rest not started may be handed to other workers.</summary>
+    /// <summary>The chunk has run long (its handlers are slow, or its thread was held up): the rest not started may be handed to other workers.</summary>
     Slowed,
+    /// <summary>A handler went asynchronous: the rest not started may be handed to other workers.</summary>
+    WentAsync,
     /// <summary>The chunk is done; the worker is free.</summary>
     Finished,
 }
@@ -55,7 +57,6 @@ internal sealed class HandlerWorker
 
     private readonly IActorRef _consumer;
     private readonly IQueueHandler _handler;
-    private readonly IScheduler _scheduler;
     private readonly Delivery[] _chunk = new Delivery[MaxChunk];
     // Each position's outcome once its handler has ended (Succeeded or Failed, written last), so a consumer that stops
     // can settle what was finished but not yet reported.
@@ -68,10 +69,22 @@ internal sealed class HandlerWorker
     private int _heldUntil;
     private int _reported;
     private List<(int Index, HandlerFailure Failure)>? _failures;
-    // The delivery whose handler runs now, with its own token and start: a cancel can only ever reach that delivery.
-    private Current? _current;
-
-    private sealed record Current(long DeliveryId, long StartedTicks, CancellationTokenSource Cancellation);
+    // The handler running now, in one word so that it is written and read in one step: its chunk position + 1 (bits 48
+    // to 62, 0 when none runs) and when it started (bits 0 to 47, milliseconds since the worker was made). Bit 63 marks
+    // a cancel in progress: the handler cannot be marked ended until that cancel is done, so a cancel meant for one
+    // delivery never reaches the next one's token.
+    private long _running;
+    private const int PositionShift = 48;
+    private const long StartMask = (1L << PositionShift) - 1;
+    private const long Cancelling = long.MinValue;
+    private readonly long _epochMs;
+    // The clock handler-timeout is measured on: the system's scheduler when it keeps virtual time (a test's or a
+    // simulation's), else the tick count, which reads in a quarter of the time of the wall clock the real-time scheduler
+    // reads and measures the same durations.
+    private readonly IScheduler? _virtualClock;
+    // The token source of the handlers the worker runs, one after another; replaced before the next starts once it has
+    // been cancelled, so that it costs nothing per delivery.
+    private CancellationTokenSource _cancellation = new();
     private readonly SemaphoreSlim _go = new(0);
     private Thread? _thread;
     private volatile bool _abandoned;
@@ -81,8 +94,11 @@ internal sealed class HandlerWorker
     {
         _consumer = consumer;
         _handler = handler;
-        _scheduler = scheduler;
+        _virtualClock = scheduler is HashedWheelTimerScheduler ? null : scheduler;
+        _epochMs = NowMs();
     }
+
+    private long NowMs() => _virtualClock is null ? Environment.TickCount64 : _virtualClock.Now.ToUnixTimeMilliseconds();
 
     /// <summary>Whether a chunk is running (set and read by the consumer only).</summary>
     public bool Busy { get; private set; }
@@ -96,19 +112,26 @@ internal sealed class HandlerWorker
     /// <summary>The metrics tag of the queue (set by the consumer when it learns the queue's name).</summary>
     public KeyValuePair<string, object?> QueueTag { get; set; }
 
-    /// <summary>The delivery whose handler is running now, or 0.</summary>
-    public long CurrentId => Volatile.Read(ref _current)?.DeliveryId ?? 0;
+    /// <summary>The delivery whose handler is running now, or 0 (consumer only).</summary>
+    public long CurrentId => TryGetCurrent(out var id, out _) ? id : 0;
 
     /// <summary>
-    /// The delivery whose handler is running now and when it started (scheduler time), read together in one step, so a
-    /// handler that ends meanwhile can never pair one delivery with another's start (or with none); false when none runs.
+    /// The delivery whose handler is running now and how long it has run, read together in one step, so a handler that
+    /// ends meanwhile can never pair one delivery with another's start (or with none); false when none runs (consumer
+    /// only: the chunk it reads from changes on the consumer's thread alone).
     /// </summary>
-    public bool TryGetCurrent(out long deliveryId, out DateTimeOffset startedAt)
+    public bool TryGetCurrent(out long deliveryId, out TimeSpan runningFor)
     {
-        var current = Volatile.Read(ref _current);
-        deliveryId = current?.DeliveryId ?? 0;
-        startedAt = new DateTimeOffset(current?.StartedTicks ?? 0, TimeSpan.Zero);
-        return current is not null;
+        var running = Volatile.Read(ref _running) & ~Cancelling;
+        if (running == 0)
+        {
+            deliveryId = 0;
+            runningFor = TimeSpan.Zero;
+            return false;
+        }
+        deliveryId = _chunk[(int)(running >> PositionShift) - 1].DeliveryId;
+        runningFor = TimeSpan.FromMilliseconds(NowMs() - _epochMs - (running & StartMask));
+        return true;
     }
 
     /// <summary>How far the consumer has taken this chunk's reports (consumer only): what lies beyond is still held.</summary>
@@ -128,6 +151,10 @@ internal sealed class HandlerWorker
         {
             // Handlers measured cheap run on the shared pool, as the consumer's own run does: a slot's thread would spin
             // between the many short chunks, taking the core the others need.
+            // It holds a core from now until it ends or a handler goes asynchronous, so that no other consumer counts on
+            // that core meanwhile.
+            CheapLanes.Enter();
+            _holdsLane = true;
             ThreadPool.UnsafeQueueUserWorkItem(static w => _ = w.RunAsync(), this, preferLocal: false);
             return;
         }
@@ -196,19 +223,34 @@ internal sealed class HandlerWorker
     /// <summary>The consumer took the report of a finished chunk: the worker is free again (consumer only).</summary>
     public void Finished() => Busy = false;
 
-    /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs).</summary>
+    /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs; consumer only).</summary>
     public void Cancel(long deliveryId = 0)
     {
-        var current = Volatile.Read(ref _current);
-        if (current is null || (deliveryId != 0 && current.DeliveryId != deliveryId)) return;
+        var running = Volatile.Read(ref _running);
+        if (running is 0 or < 0) return;
+        if (deliveryId != 0 && _chunk[(int)(running >> PositionShift) - 1].DeliveryId != deliveryId) return;
+        // Marked first: if the handler has ended meanwhile the mark fails and nothing is cancelled; if not, it cannot be
+        // marked ended (nor the next one start with this token) until the cancel is done.
+        if (Interlocked.CompareExchange(ref _running, running | Cancelling, running) != running) return;
         try
         {
-            current.Cancellation.Cancel();
+            _cancellation.Cancel();
         }
-        catch (Exception e) when (e is AggregateException or ObjectDisposedException)
+        catch (AggregateException)
         {
-            // A handler's cancellation callback threw (its own outcome reports that), or the handler has just ended.
+            // A handler's cancellation callback threw; the handler's own outcome reports the rest.
         }
+        finally
+        {
+            Volatile.Write(ref _running, running);
+        }
+    }
+
+    // The handler marked running has ended: unmarks it, once a cancel of it under way is done.
+    private void Ended(long running)
+    {
+        var spin = new SpinWait();
+        while (Interlocked.CompareExchange(ref _running, 0, running) != running) spin.SpinOnce();
     }
 
     /// <summary>The consumer stopped: take nothing more, report nothing, and let the thread end.</summary>
@@ -237,6 +279,17 @@ internal sealed class HandlerWorker
     /// <summary>The delivery at position <paramref name="index"/> of the chunk a report is about (consumer only).</summary>
     public long DeliveryIdAt(int index) => _chunk[index].DeliveryId;
 
+    // Set when a share is started, cleared by the share's own run when it stops holding a core: when a handler goes
+    // asynchronous or, at the latest, before it reports the chunk finished (after which the consumer may start another).
+    private bool _holdsLane;
+
+    private void ReleaseLane()
+    {
+        if (!_holdsLane) return;
+        _holdsLane = false;
+        CheapLanes.Leave();
+    }
+
     private async Task RunAsync()
     {
         _reportStarted = Stopwatch.GetTimestamp();
@@ -247,15 +300,19 @@ internal sealed class HandlerWorker
             var i = Interlocked.Increment(ref _next) - 1;
             if (i >= _count || _abandoned) break;
             var delivery = _chunk[i];
-            var current = new Current(delivery.DeliveryId, _scheduler.Now.UtcTicks, new CancellationTokenSource());
-            Volatile.Write(ref _current, current);
+            // A token cancelled for an earlier delivery (run past handler-timeout) is not handed to this one.
+            if (_cancellation.IsCancellationRequested) _cancellation = new CancellationTokenSource();
+            var running = ((long)(i + 1) << PositionShift) | Math.Clamp(NowMs() - _epochMs, 0, StartMask);
+            Volatile.Write(ref _running, running);
             var timed = ActorQueueMetrics.HandlerTime.Enabled;
             var started = timed ? Stopwatch.GetTimestamp() : 0;
-            var task = Invoke(_handler, delivery, current.Cancellation.Token);
+            var task = Invoke(_handler, delivery, _cancellation.Token);
             if (!task.IsCompleted)
             {
                 // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
-                Report(done, WorkerProgress.Slowed);
+                Report(done, WorkerProgress.WentAsync);
+                // Waiting holds no core: a handler that never ends must not keep one counted for ever.
+                ReleaseLane();
                 try
                 {
                     await task.ConfigureAwait(false);
@@ -276,14 +333,14 @@ internal sealed class HandlerWorker
                 Volatile.Write(ref _outcomes[i], Failed);
             }
             done = i + 1;
-            Volatile.Write(ref _current, null);
-            current.Cancellation.Dispose();
+            Ended(running);
             if (Volatile.Read(ref _next) >= _count) continue;
             // A share of cheap handlers looks at the clock every few deliveries only: each look costs as much as one.
             if (Share && (done & 15) != 0) continue;
             if (Stopwatch.GetTimestamp() - _reportStarted > ReportAfter) Report(done, WorkerProgress.Slowed);
             else if (done - _reported >= ProgressEvery) Report(done, WorkerProgress.Running);
         }
+        ReleaseLane();
         Report(done, WorkerProgress.Finished);
     }
 
@@ -299,4 +356,22 @@ internal sealed class HandlerWorker
         // The last touch of the worker's state: once the consumer reads a finished report it may start the next chunk.
         _consumer.Tell(report);
     }
+}
+
+/// <summary>
+/// How many threads of the process are running cheap handlers for consumers now (a consumer's own run, or a share
+/// beside it), so that a consumer hands a share to another thread only while a core is left for it.
+/// </summary>
+internal static class CheapLanes
+{
+    private static int _busy;
+
+    /// <summary>Cores not running cheap handlers now (may be zero or less when the consumers outnumber the cores).</summary>
+    public static int Spare => Environment.ProcessorCount - Volatile.Read(ref _busy);
+
+    /// <summary>A run of cheap handlers starts on this thread.</summary>
+    public static void Enter() => Interlocked.Increment(ref _busy);
+
+    /// <summary>The run that <see cref="Enter"/> counted has ended.</summary>
+    public static void Leave() => Interlocked.Decrement(ref _busy);
 }

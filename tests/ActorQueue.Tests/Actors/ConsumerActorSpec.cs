@@ -161,6 +161,56 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     }
 
     [Fact]
+    public async Task Consumer_of_cheap_handlers_keeps_its_wide_window_when_a_share_is_held_up_once()
+    {
+        // Message -1 stands for a share whose thread was preempted for 20 ms on a busy machine: the handler is cheap
+        // (a couple of microseconds, worth sharing) and completes at once, so nothing went asynchronous.
+        int heldUpOn = 0, lastOn = 0;
+        var (queue, consumer) = await StartAsync(QueueHandler.From((d, _) =>
+        {
+            if ((int)d.Message == -1)
+            {
+                heldUpOn = Environment.CurrentManagedThreadId;
+                Thread.Sleep(20);
+            }
+            if ((int)d.Message == -2) lastOn = Environment.CurrentManagedThreadId;
+            var until = System.Diagnostics.Stopwatch.GetTimestamp() + System.Diagnostics.Stopwatch.Frequency / 500_000;
+            while (System.Diagnostics.Stopwatch.GetTimestamp() < until) { }
+            return Task.CompletedTask;
+        }));
+        var id = 0L;
+        var window = Settings.Prefetch;
+        for (var settled = 0; settled < 20; settled++)
+        {
+            consumer.Tell(new DeliveryBatch(++id, [(int)id]), queue.Ref);
+            while (true)
+            {
+                var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+                if (m is Pull p) window = p.Window;
+                if (m is Ack or AckRange or AckBatch) break;
+            }
+        }
+        Assert.Equal(32, window);
+
+        // A backlog: the share beside the consumer's own run takes its front half, the held-up one among it.
+        const int backlog = 200;
+        var messages = Enumerable.Range(0, backlog).Select(i => (object)(i == 4 ? -1 : i == backlog - 1 ? -2 : i)).ToArray();
+        consumer.Tell(new DeliveryBatch(id + 1, messages), queue.Ref);
+        var seen = new List<object>();
+        var acked = 0;
+        while (acked < backlog)
+        {
+            var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+            seen.Add(m!);
+            acked += m switch { Ack => 1, AckRange r => (int)(r.ToDeliveryId - r.FromDeliveryId + 1), AckBatch b => b.DeliveryIds.Length, _ => 0 };
+        }
+        await queue.ExpectNoMsgAsync(TimeSpan.FromMilliseconds(300));
+        if (Environment.ProcessorCount > 1) Assert.NotEqual(lastOn, heldUpOn); // it was a share
+        // No pull narrowing the window back to prefetch: a share held up once is neither asynchronous nor costly.
+        Assert.DoesNotContain(seen, m => m is Pull);
+    }
+
+    [Fact]
     public async Task Consumer_shares_a_backlog_of_cheap_but_not_trivial_handlers_with_a_second_thread_and_settles_each_once()
     {
         var measuring = true;
