@@ -173,7 +173,7 @@ internal readonly record struct FeedItem(object Message, EnqueueCall Call);
 /// </summary>
 internal sealed class ClientFeed
 {
-    private readonly object _lock = new();
+    private readonly Lock _lock = new();
     // Calls with messages not yet taken, in call order: bounded by the calls callers keep open, as a Channel's writers.
     private readonly RingBuffer<EnqueueCall> _waiting = new();
     // Calls cancelled while waiting (a hint for compaction: they leave only when they reach the front).
