@@ -138,8 +138,10 @@ public static class ActorQueueHostingExtensions
                 Prefetch = prefetch ?? defaults.Prefetch,
             };
             var scopes = resolver.GetService<IServiceScopeFactory>();
-            // Fail start-up, not every delivery, when the handler is not registered.
-            using (var scope = scopes.CreateScope()) scope.ServiceProvider.GetRequiredService<THandler>();
+            // Fail start-up, not every delivery, when the handler is not registered. Disposed as deliveries' scopes are,
+            // asynchronously: a scoped dependency may be IAsyncDisposable only.
+            var probe = scopes.CreateAsyncScope();
+            await using (probe.ConfigureAwait(false)) probe.ServiceProvider.GetRequiredService<THandler>();
             var handler = handlerFor(scopes);
             for (var i = 0; i < instances; i++)
                 await extension.StartConsumerAsync(queueName, handler, settings).ConfigureAwait(false);
@@ -177,32 +179,83 @@ public static class ActorQueueHostingExtensions
     /// </summary>
     private sealed class ScopedTypedHandler<THandler, T>(string queueName, IServiceScopeFactory scopes) : IQueueHandler where THandler : class, IQueueHandler<T>
     {
-        public Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken) =>
-            delivery.Message is T message
-                ? HandleAsync(message, new DeliveryContext(queueName, delivery.MessageId, delivery.DeliveryId, delivery.Attempt), cancellationToken)
-                : Task.FromException(TypedHandler<T>.Mismatch(delivery.Message));
-
-        private async Task HandleAsync(T message, DeliveryContext context, CancellationToken cancellationToken)
+        public Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken)
         {
+            if (delivery.Message is not T message) return Task.FromException(TypedHandler<T>.Mismatch(delivery.Message));
             var scope = scopes.CreateAsyncScope();
+            Task handled;
             try
             {
-                await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(message, context, cancellationToken).ConfigureAwait(false);
+                handled = scope.ServiceProvider.GetRequiredService<THandler>()
+                    .HandleAsync(message, new DeliveryContext(queueName, delivery.MessageId, delivery.DeliveryId, delivery.Attempt), cancellationToken);
             }
-            finally
+            catch (Exception e)
             {
-                await scope.DisposeAsync().ConfigureAwait(false);
+                handled = Task.FromException(e);
             }
+            return InScope.End(scope, handled);
         }
     }
 
     /// <summary>Resolves a fresh handler in its own scope for each delivery.</summary>
     private sealed class ScopedHandler<THandler>(IServiceScopeFactory scopes) : IQueueHandler where THandler : class, IQueueHandler
     {
-        public async Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken)
+        public Task HandleAsync(Protocol.Delivery delivery, CancellationToken cancellationToken)
         {
-            await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(delivery, cancellationToken).ConfigureAwait(false);
+            var scope = scopes.CreateAsyncScope();
+            Task handled;
+            try
+            {
+                handled = scope.ServiceProvider.GetRequiredService<THandler>().HandleAsync(delivery, cancellationToken);
+            }
+            catch (Exception e)
+            {
+                handled = Task.FromException(e);
+            }
+            return InScope.End(scope, handled);
+        }
+    }
+
+    /// <summary>How a handler run in a scope of its own ends: the scope is disposed once the handler's task has.</summary>
+    private static class InScope
+    {
+        /// <summary>
+        /// Disposes <paramref name="scope"/> once <paramref name="handled"/> has ended, and ends as it did (or as the
+        /// disposal failed, if it did). A handler that completed at once, in a scope that disposes at once, costs no
+        /// state machine: the handler's own task is returned.
+        /// </summary>
+        public static Task End(AsyncServiceScope scope, Task? handled)
+        {
+            handled ??= Task.FromException(new InvalidOperationException("The handler returned a null Task."));
+            if (!handled.IsCompleted) return AfterHandler(scope, handled);
+            ValueTask disposed;
+            try
+            {
+                disposed = scope.DisposeAsync();
+            }
+            catch (Exception e)
+            {
+                return Task.FromException(e);
+            }
+            return disposed.IsCompletedSuccessfully ? handled : AfterDisposal(disposed, handled);
+        }
+
+        private static async Task AfterHandler(AsyncServiceScope scope, Task handled)
+        {
+            try
+            {
+                await handled.ConfigureAwait(false);
+            }
+            finally
+            {
+                await scope.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+
+        private static async Task AfterDisposal(ValueTask disposed, Task handled)
+        {
+            await disposed.ConfigureAwait(false);
+            await handled.ConfigureAwait(false);
         }
     }
 }

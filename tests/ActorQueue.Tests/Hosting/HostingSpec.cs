@@ -243,6 +243,30 @@ public sealed class HostingSpec : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_typed_handler_s_scope_is_disposed_once_after_the_handler_ends_however_it_ends()
+    {
+        var log = new ScopeLog();
+        var host = await StartAsync(
+            b => b.WithActorQueue("scoped", maxAttempts: 1).WithQueueConsumer<ScopeUsingHandler, string>("scoped", concurrency: 1),
+            s => s.AddSingleton(log).AddScoped<ScopedResource>().AddScoped<ScopeUsingHandler>().AddQueueClient<string>("scoped"));
+        var client = host.Services.GetRequiredService<IQueueClient<string>>();
+        // At once, after an await, throwing before returning a task, and returning a faulted one.
+        foreach (var m in new[] { "at-once", "later", "throws", "faults" }) await client.EnqueueAsync(m);
+
+        await WaitUntil(() => log.Disposed.Count == 4);
+        var stats = await client.GetStatsAsync();
+        Assert.Equal((2L, 2L), (stats.Acked, stats.DeadLettered));
+        Assert.Equal(new[] { "at-once", "faults", "later", "throws" }, log.Disposed.Order());
+        Assert.Empty(log.DisposedTooSoon);
+        var queue = await host.Services.GetRequiredService<ActorSystem>().ActorQueues().GetQueueAsync("scoped");
+        var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(), TimeSpan.FromSeconds(3));
+        Assert.Contains(dead.Items, d => (string)d.Message == "throws" && d.Reason.Contains("thrown at once"));
+        Assert.Contains(dead.Items, d => (string)d.Message == "faults" && d.Reason.Contains("faulted task"));
+        await Task.Delay(100); // a second disposal would show by now
+        Assert.Equal(4, log.Disposed.Count);
+    }
+
+    [Fact]
     public async Task Consumer_handlers_are_cancelled_when_the_host_stops()
     {
         var started = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -322,6 +346,58 @@ public sealed class HostingSpec : IAsyncLifetime
         {
             seen.Add(((string)delivery.Message, _id, scope.Id));
             return Task.CompletedTask;
+        }
+    }
+
+    private sealed class ScopeLog
+    {
+        public ConcurrentQueue<string> Disposed { get; } = new();
+
+        public ConcurrentQueue<string> DisposedTooSoon { get; } = new();
+    }
+
+    /// <summary>A scoped dependency that records its disposal, and whether its handler had ended by then.</summary>
+    private sealed class ScopedResource(ScopeLog log) : IAsyncDisposable
+    {
+        public string Message { get; set; } = "";
+
+        public bool HandlerEnded { get; set; }
+
+        public ValueTask DisposeAsync()
+        {
+            // Start-up resolves the handler once, in a scope of its own, to check its registration: no message there.
+            if (Message == "") return ValueTask.CompletedTask;
+            log.Disposed.Enqueue(Message);
+            if (!HandlerEnded) log.DisposedTooSoon.Enqueue(Message);
+            return ValueTask.CompletedTask;
+        }
+    }
+
+    private sealed class ScopeUsingHandler(ScopedResource resource) : IQueueHandler<string>
+    {
+        public Task HandleAsync(string message, DeliveryContext context, CancellationToken cancellationToken)
+        {
+            resource.Message = message;
+            switch (message)
+            {
+                case "at-once":
+                    resource.HandlerEnded = true;
+                    return Task.CompletedTask;
+                case "throws":
+                    resource.HandlerEnded = true;
+                    throw new InvalidOperationException("thrown at once");
+                case "faults":
+                    resource.HandlerEnded = true;
+                    return Task.FromException(new InvalidOperationException("a faulted task"));
+                default:
+                    return Later();
+            }
+        }
+
+        private async Task Later()
+        {
+            await Task.Delay(20);
+            resource.HandlerEnded = true;
         }
     }
 
