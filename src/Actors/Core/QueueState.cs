@@ -29,7 +29,7 @@ internal sealed partial class QueueState
     private readonly RingBuffer<QueuedMessage> _ready;
     private readonly RingBuffer<QueuedMessage> _redeliver = new();
     private readonly RingBuffer<QueuedMessage> _suspects = new();
-    private readonly InFlightTable _inFlight = new();
+    private readonly Dictionary<long, InFlightDelivery> _inFlight = new();
     private readonly PriorityQueue<QueuedMessage, (TimeSpan Due, long MessageId)> _delayed = new();
     private readonly RingBuffer<DeadEntry> _dead = new();
     private readonly RingBuffer<ParkedMessage> _parked = new();
@@ -873,7 +873,7 @@ internal sealed partial class QueueState
     // A producer replayed from events has no lease yet: it starts at credit-lease.
     private TimeSpan LeaseOf(ProducerState p) => p.Lease > TimeSpan.Zero ? p.Lease : _settings.CreditLease;
 
-    private ref InFlightDelivery InFlightRef(long deliveryId) => ref _inFlight.Ref(deliveryId);
+    private ref InFlightDelivery InFlightRef(long deliveryId) => ref CollectionsMarshal.GetValueRefOrNullRef(_inFlight, deliveryId);
 
     // Builds an event only when someone records; the static lambdas keep the hot path free of closures.
     private void Record<TA>(Func<TA, long, QueueEvent> make, TA a, long b)
