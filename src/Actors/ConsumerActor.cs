@@ -346,7 +346,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             var sample = (double)(System.Diagnostics.Stopwatch.GetTimestamp() - started) / handled;
             // A short run preempted once (a stall of a few milliseconds on a busy machine) must not pass for costly
             // handlers and send the next thousands to the slots; a handler that really is slow still shows within a
-            // few runs, each of which may raise the estimate fourfold.
+            // few runs, each of which counts for at most four times the estimate (raising it 2.5-fold at most).
             // (Never clamped to less than a share-worthy cost, so that an estimate of zero from a coarse clock can rise;
             // and not for a run cut short by handler-timeout, which is no stall.)
             if (handled < ShortRun && !cancellation.IsCancellationRequested) sample = Math.Min(sample, 4 * Math.Max(_syncCost, ShareWorthy));
@@ -446,7 +446,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             else if (w.Share)
             {
                 // A share of cheap handlers held up once (its thread preempted on a busy machine) must not pass for
-                // costly handlers, as a short inline run must not: it may raise the estimate fourfold at most.
+                // costly handlers, as a short inline run must not: it counts for at most four times the estimate.
                 _syncCost = 0.5 * _syncCost + 0.5 * Math.Min(cost, 4 * Math.Max(_syncCost, ShareWorthy));
             }
             else if (report.Progress is WorkerProgress.Slowed or WorkerProgress.WentAsync) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once

@@ -69,22 +69,16 @@ internal sealed class HandlerWorker
     private int _heldUntil;
     private int _reported;
     private List<(int Index, HandlerFailure Failure)>? _failures;
-    // The handler running now, in one word so that it is written and read in one step: its chunk position + 1 (bits 48
-    // to 62, 0 when none runs) and when it started (bits 0 to 47, milliseconds since the worker was made). Bit 63 marks
-    // a cancel in progress: the handler cannot be marked ended until that cancel is done, so a cancel meant for one
-    // delivery never reaches the next one's token.
-    private long _running;
-    private const int PositionShift = 48;
-    private const long StartMask = (1L << PositionShift) - 1;
-    private const long Cancelling = long.MinValue;
-    private readonly long _epochMs;
+    // The delivery whose handler runs now, with its own token and start (milliseconds on the worker's clock): a cancel
+    // can only ever reach that delivery, and whatever its handler left registered on the token goes with it.
+    private Current? _current;
+
+    private sealed record Current(long DeliveryId, long StartedMs, CancellationTokenSource Cancellation);
+
     // The clock handler-timeout is measured on: the system's scheduler when it keeps virtual time (a test's or a
     // simulation's), else the tick count, which reads in a quarter of the time of the wall clock the real-time scheduler
     // reads and measures the same durations.
     private readonly IScheduler? _virtualClock;
-    // The token source of the handlers the worker runs, one after another; replaced before the next starts once it has
-    // been cancelled, so that it costs nothing per delivery.
-    private CancellationTokenSource _cancellation = new();
     private readonly SemaphoreSlim _go = new(0);
     private Thread? _thread;
     private volatile bool _abandoned;
@@ -95,7 +89,6 @@ internal sealed class HandlerWorker
         _consumer = consumer;
         _handler = handler;
         _virtualClock = scheduler is HashedWheelTimerScheduler ? null : scheduler;
-        _epochMs = NowMs();
     }
 
     private long NowMs() => _virtualClock is null ? Environment.TickCount64 : _virtualClock.Now.ToUnixTimeMilliseconds();
@@ -112,26 +105,19 @@ internal sealed class HandlerWorker
     /// <summary>The metrics tag of the queue (set by the consumer when it learns the queue's name).</summary>
     public KeyValuePair<string, object?> QueueTag { get; set; }
 
-    /// <summary>The delivery whose handler is running now, or 0 (consumer only).</summary>
-    public long CurrentId => TryGetCurrent(out var id, out _) ? id : 0;
+    /// <summary>The delivery whose handler is running now, or 0.</summary>
+    public long CurrentId => Volatile.Read(ref _current)?.DeliveryId ?? 0;
 
     /// <summary>
     /// The delivery whose handler is running now and how long it has run, read together in one step, so a handler that
-    /// ends meanwhile can never pair one delivery with another's start (or with none); false when none runs (consumer
-    /// only: the chunk it reads from changes on the consumer's thread alone).
+    /// ends meanwhile can never pair one delivery with another's start (or with none); false when none runs.
     /// </summary>
     public bool TryGetCurrent(out long deliveryId, out TimeSpan runningFor)
     {
-        var running = Volatile.Read(ref _running) & ~Cancelling;
-        if (running == 0)
-        {
-            deliveryId = 0;
-            runningFor = TimeSpan.Zero;
-            return false;
-        }
-        deliveryId = _chunk[(int)(running >> PositionShift) - 1].DeliveryId;
-        runningFor = TimeSpan.FromMilliseconds(NowMs() - _epochMs - (running & StartMask));
-        return true;
+        var current = Volatile.Read(ref _current);
+        deliveryId = current?.DeliveryId ?? 0;
+        runningFor = current is null ? TimeSpan.Zero : TimeSpan.FromMilliseconds(NowMs() - current.StartedMs);
+        return current is not null;
     }
 
     /// <summary>How far the consumer has taken this chunk's reports (consumer only): what lies beyond is still held.</summary>
@@ -223,34 +209,19 @@ internal sealed class HandlerWorker
     /// <summary>The consumer took the report of a finished chunk: the worker is free again (consumer only).</summary>
     public void Finished() => Busy = false;
 
-    /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs; consumer only).</summary>
+    /// <summary>Cancels the running handler's token if it is still running <paramref name="deliveryId"/> (0: whatever runs).</summary>
     public void Cancel(long deliveryId = 0)
     {
-        var running = Volatile.Read(ref _running);
-        if (running is 0 or < 0) return;
-        if (deliveryId != 0 && _chunk[(int)(running >> PositionShift) - 1].DeliveryId != deliveryId) return;
-        // Marked first: if the handler has ended meanwhile the mark fails and nothing is cancelled; if not, it cannot be
-        // marked ended (nor the next one start with this token) until the cancel is done.
-        if (Interlocked.CompareExchange(ref _running, running | Cancelling, running) != running) return;
+        var current = Volatile.Read(ref _current);
+        if (current is null || (deliveryId != 0 && current.DeliveryId != deliveryId)) return;
         try
         {
-            _cancellation.Cancel();
+            current.Cancellation.Cancel();
         }
-        catch (AggregateException)
+        catch (Exception e) when (e is AggregateException or ObjectDisposedException)
         {
-            // A handler's cancellation callback threw; the handler's own outcome reports the rest.
+            // A handler's cancellation callback threw (its own outcome reports that), or the handler has just ended.
         }
-        finally
-        {
-            Volatile.Write(ref _running, running);
-        }
-    }
-
-    // The handler marked running has ended: unmarks it, once a cancel of it under way is done.
-    private void Ended(long running)
-    {
-        var spin = new SpinWait();
-        while (Interlocked.CompareExchange(ref _running, 0, running) != running) spin.SpinOnce();
     }
 
     /// <summary>The consumer stopped: take nothing more, report nothing, and let the thread end.</summary>
@@ -300,19 +271,18 @@ internal sealed class HandlerWorker
             var i = Interlocked.Increment(ref _next) - 1;
             if (i >= _count || _abandoned) break;
             var delivery = _chunk[i];
-            // A token cancelled for an earlier delivery (run past handler-timeout) is not handed to this one.
-            if (_cancellation.IsCancellationRequested) _cancellation = new CancellationTokenSource();
-            var running = ((long)(i + 1) << PositionShift) | Math.Clamp(NowMs() - _epochMs, 0, StartMask);
-            Volatile.Write(ref _running, running);
+            var current = new Current(delivery.DeliveryId, NowMs(), new CancellationTokenSource());
+            Volatile.Write(ref _current, current);
             var timed = ActorQueueMetrics.HandlerTime.Enabled;
             var started = timed ? Stopwatch.GetTimestamp() : 0;
-            var task = Invoke(_handler, delivery, _cancellation.Token);
+            var task = Invoke(_handler, delivery, current.Cancellation.Token);
             if (!task.IsCompleted)
             {
                 // Asynchronous: report what is done so far, so the consumer can hand the rest of the chunk to others.
-                Report(done, WorkerProgress.WentAsync);
-                // Waiting holds no core: a handler that never ends must not keep one counted for ever.
+                // Waiting holds no core: a handler that never ends must not keep one counted for ever (and the consumer
+                // may share onto it as soon as it reads the report).
                 ReleaseLane();
+                Report(done, WorkerProgress.WentAsync);
                 try
                 {
                     await task.ConfigureAwait(false);
@@ -333,7 +303,8 @@ internal sealed class HandlerWorker
                 Volatile.Write(ref _outcomes[i], Failed);
             }
             done = i + 1;
-            Ended(running);
+            Volatile.Write(ref _current, null);
+            current.Cancellation.Dispose();
             if (Volatile.Read(ref _next) >= _count) continue;
             // A share of cheap handlers looks at the clock every few deliveries only: each look costs as much as one.
             if (Share && (done & 15) != 0) continue;

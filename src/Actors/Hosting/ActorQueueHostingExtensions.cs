@@ -232,12 +232,18 @@ public static class ActorQueueHostingExtensions
             try
             {
                 disposed = scope.DisposeAsync();
+                if (disposed.IsCompletedSuccessfully)
+                {
+                    disposed.GetAwaiter().GetResult(); // consumed, as an await would, so a pooled source is released
+                    return handled;
+                }
             }
             catch (Exception e)
             {
+                _ = handled.Exception; // observed: the disposal's failure is the one reported, as after an await
                 return Task.FromException(e);
             }
-            return disposed.IsCompletedSuccessfully ? handled : AfterDisposal(disposed, handled);
+            return AfterDisposal(disposed, handled);
         }
 
         private static async Task AfterHandler(AsyncServiceScope scope, Task handled)

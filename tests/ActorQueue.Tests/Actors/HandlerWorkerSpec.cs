@@ -7,8 +7,8 @@ using Xunit.Abstractions;
 namespace ActorQueue.Tests.Actors;
 
 /// <summary>
-/// A handler slot's cancellation: one token source serves the handlers it runs one after another, so a cancel must
-/// reach the delivery it names and no other.
+/// A handler slot's cancellation: the handlers it runs one after another each have a token of their own, so a cancel
+/// reaches the delivery it names and no other.
 /// </summary>
 public class HandlerWorkerSpec : Akka.TestKit.Xunit2.TestKit
 {

@@ -250,20 +250,26 @@ public sealed class HostingSpec : IAsyncLifetime
             b => b.WithActorQueue("scoped", maxAttempts: 1).WithQueueConsumer<ScopeUsingHandler, string>("scoped", concurrency: 1),
             s => s.AddSingleton(log).AddScoped<ScopedResource>().AddScoped<ScopeUsingHandler>().AddQueueClient<string>("scoped"));
         var client = host.Services.GetRequiredService<IQueueClient<string>>();
-        // At once, after an await, throwing before returning a task, and returning a faulted one.
-        foreach (var m in new[] { "at-once", "later", "throws", "faults" }) await client.EnqueueAsync(m);
+        // At once, after an await, throwing before returning a task, returning a faulted one, and at once in a scope
+        // whose disposal completes later.
+        foreach (var m in new[] { "at-once", "later", "throws", "faults", "disposes-later" }) await client.EnqueueAsync(m);
 
-        await WaitUntil(() => log.Disposed.Count == 4);
+        await WaitUntil(() => log.Disposed.Count == 5);
         var stats = await client.GetStatsAsync();
-        Assert.Equal((2L, 2L), (stats.Acked, stats.DeadLettered));
-        Assert.Equal(new[] { "at-once", "faults", "later", "throws" }, log.Disposed.Order());
+        for (var wait = 0; stats.Acked + stats.DeadLettered < 5 && wait < 300; wait++)
+        {
+            await Task.Delay(10); // the settlements reach the queue after the scopes are disposed
+            stats = await client.GetStatsAsync();
+        }
+        Assert.Equal((3L, 2L), (stats.Acked, stats.DeadLettered));
+        Assert.Equal(new[] { "at-once", "disposes-later", "faults", "later", "throws" }, log.Disposed.Order());
         Assert.Empty(log.DisposedTooSoon);
         var queue = await host.Services.GetRequiredService<ActorSystem>().ActorQueues().GetQueueAsync("scoped");
         var dead = await queue.Ask<DeadLetterList>(new GetDeadLetters(), TimeSpan.FromSeconds(3));
         Assert.Contains(dead.Items, d => (string)d.Message == "throws" && d.Reason.Contains("thrown at once"));
         Assert.Contains(dead.Items, d => (string)d.Message == "faults" && d.Reason.Contains("faulted task"));
         await Task.Delay(100); // a second disposal would show by now
-        Assert.Equal(4, log.Disposed.Count);
+        Assert.Equal(5, log.Disposed.Count);
     }
 
     [Fact]
@@ -367,9 +373,19 @@ public sealed class HostingSpec : IAsyncLifetime
         {
             // Start-up resolves the handler once, in a scope of its own, to check its registration: no message there.
             if (Message == "") return ValueTask.CompletedTask;
-            log.Disposed.Enqueue(Message);
             if (!HandlerEnded) log.DisposedTooSoon.Enqueue(Message);
-            return ValueTask.CompletedTask;
+            if (Message != "disposes-later")
+            {
+                log.Disposed.Enqueue(Message);
+                return ValueTask.CompletedTask;
+            }
+            return new ValueTask(Later());
+
+            async Task Later()
+            {
+                await Task.Delay(20);
+                log.Disposed.Enqueue(Message);
+            }
         }
     }
 
@@ -380,7 +396,7 @@ public sealed class HostingSpec : IAsyncLifetime
             resource.Message = message;
             switch (message)
             {
-                case "at-once":
+                case "at-once" or "disposes-later":
                     resource.HandlerEnded = true;
                     return Task.CompletedTask;
                 case "throws":
