@@ -45,6 +45,26 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         return acked;
     }
 
+    /// <summary>
+    /// Sends deliveries 1 to <paramref name="count"/> one at a time, each settled before the next (their messages are
+    /// their ids), and returns the window of the last pull the consumer sent meanwhile (prefetch if none).
+    /// </summary>
+    private static async Task<int> SettleSinglesAsync(TestProbe queue, IActorRef consumer, int count)
+    {
+        var window = Settings.Prefetch;
+        for (var id = 1; id <= count; id++)
+        {
+            consumer.Tell(new DeliveryBatch(id, [id]), queue.Ref);
+            while (true)
+            {
+                var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
+                if (m is Pull p) window = p.Window;
+                if (m is Ack or AckRange or AckBatch) break;
+            }
+        }
+        return window;
+    }
+
     private static async Task<Nack> ExpectNackAsync(TestProbe queue) =>
         await queue.FishForMessageAsync<Nack>(m => m is Nack, TimeSpan.FromSeconds(3));
 
@@ -131,19 +151,8 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         }));
         // Single cheap deliveries, each settled before the next: the consumer measures them cheap and widens, and its
         // estimate settles (the first calls pay for JIT, which it forgets by halves).
-        var id = 0L;
-        var window = Settings.Prefetch;
-        for (var settled = 0; settled < 40; settled++)
-        {
-            consumer.Tell(new DeliveryBatch(++id, [(int)id]), queue.Ref);
-            while (true)
-            {
-                var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
-                if (m is Pull p) window = p.Window;
-                if (m is Ack or AckRange or AckBatch) break;
-            }
-        }
-        Assert.Equal(32, window);
+        var id = 40L;
+        Assert.Equal(32, await SettleSinglesAsync(queue, consumer, (int)id));
 
         consumer.Tell(new DeliveryBatch(++id, [-1]), queue.Ref);
         consumer.Tell(new DeliveryBatch(++id, [100]), queue.Ref);
@@ -184,19 +193,8 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
             while (System.Diagnostics.Stopwatch.GetTimestamp() < until) { }
             return Task.CompletedTask;
         }));
-        var id = 0L;
-        var window = Settings.Prefetch;
-        for (var settled = 0; settled < 20; settled++)
-        {
-            consumer.Tell(new DeliveryBatch(++id, [(int)id]), queue.Ref);
-            while (true)
-            {
-                var m = await queue.ReceiveOneAsync(TimeSpan.FromSeconds(3));
-                if (m is Pull p) window = p.Window;
-                if (m is Ack or AckRange or AckBatch) break;
-            }
-        }
-        Assert.Equal(32, window);
+        var id = 20L;
+        Assert.Equal(32, await SettleSinglesAsync(queue, consumer, (int)id));
 
         // A backlog: the share beside the consumer's own run takes its front half, the held-up one among it.
         const int backlog = 200;
