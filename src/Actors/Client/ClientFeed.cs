@@ -240,13 +240,11 @@ internal sealed class ClientFeed
     /// </summary>
     public bool TryAcceptNow(object message)
     {
-        bool signal;
         lock (_lock)
         {
             if (!_local || _closed is not null || _waiting.Count > 0 || _last >= _credit) return false;
-            signal = Number(message);
+            Number(message);
         }
-        if (signal) _queue.Tell(_ready);
         return true;
     }
 
@@ -256,7 +254,7 @@ internal sealed class ClientFeed
     /// </summary>
     public void Add(EnqueueCall call)
     {
-        bool signalQueue = false, signalProducer = false, wantCredit = false;
+        bool signalProducer = false, wantCredit = false;
         ActorQueueException? closed;
         lock (_lock)
         {
@@ -267,7 +265,7 @@ internal sealed class ClientFeed
                 _waiting.PushBack(call);
                 if (_local)
                 {
-                    signalQueue = ServeWaiting();
+                    ServeWaiting();
                     if (_released && _waiting.Count > 0)
                     {
                         _released = false;
@@ -278,7 +276,6 @@ internal sealed class ClientFeed
             }
         }
         if (closed is not null) call.Cancel(this, new EnqueueRejected(0, closed.Reason, closed.Message));
-        if (signalQueue) _queue.Tell(_ready);
         if (wantCredit) _queue.Tell(_wantsCredit);
         // Read first: while the producer is signalled already, callers do not fight over the flag's cache line.
         if (signalProducer && Volatile.Read(ref _signalled) == 0 && Interlocked.Exchange(ref _signalled, 1) == 0)
@@ -436,7 +433,6 @@ internal sealed class ClientFeed
     /// </summary>
     public void OnCredit(long acceptedSeqNr, long creditSeqNr)
     {
-        bool signal;
         lock (_lock)
         {
             if (_closed is not null) return;
@@ -447,10 +443,9 @@ internal sealed class ClientFeed
             }
             // Credit of a producer that keeps its credit only grows while it is registered.
             if (creditSeqNr > _credit) _credit = creditSeqNr;
-            signal = ServeWaiting();
+            ServeWaiting();
         }
         _registered.TrySetResult();
-        if (signal) _queue.Tell(_ready);
     }
 
     /// <summary>
@@ -499,32 +494,32 @@ internal sealed class ClientFeed
         lock (_lock) _spare ??= items;
     }
 
-    // Under _lock: gives the next number to an accepted message; true when the queue must be told there is some.
-    private bool Number(object message)
+    // Under _lock: gives the next number to an accepted message, and tells the queue there is some if it has not been
+    // told since it last took them. Told here, under the lock, once per burst: whoever sees a call accepted (and then
+    // asks the queue anything) finds the queue told first, even when another thread numbered the first of the burst.
+    private void Number(object message)
     {
         if (_numberedCount == _numbered.Length) Array.Resize(ref _numbered, _numbered.Length * 2);
         _numbered[_numberedCount++] = message;
         _last++;
-        if (_queueSignalled) return false;
+        if (_queueSignalled) return;
         _queueSignalled = true;
-        return true;
+        _queue.Tell(_ready);
     }
 
-    // Under _lock: numbers waiting calls' messages, in order, while credit lasts; true when the queue must be told.
-    private bool ServeWaiting()
+    // Under _lock: numbers waiting calls' messages, in order, while credit lasts.
+    private void ServeWaiting()
     {
-        var signal = false;
         while (_waiting.Count > 0 && _last < _credit)
         {
             var call = _waiting.PeekFront();
             var n = call.TryTake((int)Math.Min(int.MaxValue, _credit - _last), out var first);
-            for (var i = 0; i < n; i++) signal |= Number(call.MessageAt(first + i));
+            for (var i = 0; i < n; i++) Number(call.MessageAt(first + i));
             if (n > 0) call.Accepted(n);
             if (!call.Finished) break;
             _waiting.PopFront();
         }
         if (_waiting.Count == 0) Volatile.Write(ref _cancelledWaiting, 0);
-        return signal;
     }
 }
 

@@ -224,7 +224,7 @@ public class BadInputSpec : Akka.TestKit.Xunit2.TestKit
     {
         var held = await HeldDeliveryAsync();
         var producer = CreateTestProbe();
-        _queue.Tell(new RegisterProducer("p", 10), producer);
+        _queue.Tell(new RegisterProducer("p", 5), producer); // at most 5 reserved: the queue of 10 keeps room for QueueStillWorksAsync
         await producer.ExpectMsgAsync<ProducerCredit>();
         var stranger = CreateTestProbe();
 
