@@ -252,7 +252,7 @@ internal sealed class Harness(HarnessOptions options, TextWriter log)
                 var result = await Measurement.RunAsync(peer, spec, round, Timeout(n, work));
                 runs[peer].Add(result);
                 log.WriteLine(result.Completed
-                    ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak {result.PeakLiveMegabytes,8:N1} MB live {result.Collections,4} GCs {result.GcPauseMilliseconds,6:N1} ms GC {result.CpuUtilization,5:N2} cores" +
+                    ? $"  round {round + 1}: {peer.Name,-28} {result.MessagesPerSecond,14:N0} msgs/s {result.BytesPerMessage,9:N1} B/msg {result.PeakMegabytes,8:N1} MB peak {result.PeakLiveMegabytes,8:N1} MB live {result.Collections,4} GCs {result.GcPauseMilliseconds,6:N1} ms GC {result.CpuUtilization,5:N2} cores {result.JitMilliseconds,4:N0} ms JIT" +
                       (result.Latency is { } l ? $"  p50 {l.P50:N0} us  p99 {l.P99:N0} us  p99.9 {l.P999:N0} us" : "") +
                       (result.Stalls is { } st ? $"  (platform stalls p99.9 {st.P999:N0} us, max {st.Max:N0} us)" : "") +
                       (result.BacklogMilliseconds is { } b ? $"  backlog max {b:N1} ms{(result.FellBehind ? ": fell behind the pace" : "")}" : "")

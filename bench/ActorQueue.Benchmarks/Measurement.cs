@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime;
 using System.Runtime.InteropServices;
 using ActorQueue.Benchmarks.Peers;
 using HdrHistogram;
@@ -12,7 +13,7 @@ internal sealed record Latency(double P50, double P99, double P999, double Max);
 internal sealed record RunResult(
     string Peer, int Round, long Messages, bool Completed, double Seconds, double MessagesPerSecond,
     double BytesPerMessage, double PeakMegabytes, double PeakLiveMegabytes, int Collections, double GcPauseMilliseconds,
-    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error, double? BacklogMilliseconds = null)
+    double CpuUtilization, Latency? Latency, Latency? Stalls, string? Error, double? BacklogMilliseconds = null, double JitMilliseconds = 0)
 {
     /// <summary>
     /// A paced run whose backlog (messages emitted and not yet handled, in milliseconds of its pace) grew past twice the
@@ -40,6 +41,9 @@ internal static class Measurement
         try
         {
             run = await peer.StartAsync(new RunContext(spec.Shape, spec.Capacity, probe));
+            // What earlier runs (of any peer) and this one's start left for tiered compilation to recompile is done
+            // before the clock starts, not on the other core while this peer is timed.
+            await JitQuiet.WaitAsync();
             GC.Collect(2, GCCollectionMode.Forced, blocking: true, compacting: true);
             GC.WaitForPendingFinalizers();
             // Again: what the finalizers let go of (the last run's system) would otherwise count in the baseline, and
@@ -50,6 +54,7 @@ internal static class Measurement
             var collectionsBefore = GC.CollectionCount(0);
             var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
             var pauseBefore = GC.GetTotalPauseDuration();
+            var jitBefore = JitInfo.GetCompilationTime();
             // Paced runs measure latency, and beside it the platform's own stalls rather than the heap.
             using var sampler = spec.Rate > 0 ? null : new MemorySampler(probe, spec.Messages, spec.LiveHeapSamples);
             using var stalls = spec.Rate > 0 ? new StallMeter() : null;
@@ -72,6 +77,7 @@ internal static class Measurement
             var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
             var collections = GC.CollectionCount(0) - collectionsBefore;
             var pause = GC.GetTotalPauseDuration() - pauseBefore;
+            var jit = JitInfo.GetCompilationTime() - jitBefore;
             await pacing.CancelAsync();
             pacer?.Join();
             var platform = stalls?.Stop();
@@ -89,7 +95,7 @@ internal static class Measurement
             return new RunResult(peer.Name, round, spec.Messages, completed, seconds, handled / seconds,
                 (double)allocated / Math.Max(1, handled), peak / 1048576.0, live / 1048576.0, collections, pause.TotalMilliseconds, cpu, Summarize(histogram), platform,
                 completed ? null : $"timed out after {timeout.TotalSeconds:0}s with {handled} of {spec.Messages} handled",
-                spec.Rate > 0 ? backlog * 1000.0 / spec.Rate : null);
+                spec.Rate > 0 ? backlog * 1000.0 / spec.Rate : null, jit.TotalMilliseconds);
         }
         catch (Exception e)
         {
@@ -301,5 +307,39 @@ internal sealed class StallMeter : IDisposable
     public void Dispose()
     {
         if (!_stopped) Stop();
+    }
+}
+
+/// <summary>
+/// Waits for the JIT to go quiet. Tiered compilation recompiles a method in the background once it has been called
+/// often enough and no new code has been compiled for a moment; a run that follows another peer's (or its own start:
+/// a new host, a new ActorSystem) would otherwise share the machine with that work, on one of two cores for hundreds
+/// of milliseconds, and pay for code that is not its own.
+/// </summary>
+internal static class JitQuiet
+{
+    /// <summary>How long no method may have been compiled: past tiering's 100 ms call-counting delay, with room for its batch.</summary>
+    public static readonly TimeSpan QuietFor = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>The longest it waits: a peer that compiles code all the time (none here does) is measured as it is.</summary>
+    public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(5);
+
+    public static async Task WaitAsync()
+    {
+        var started = Stopwatch.GetTimestamp();
+        var count = JitInfo.GetCompiledMethodCount();
+        var quietSince = started;
+        while (Stopwatch.GetElapsedTime(started) < MaxWait)
+        {
+            await Task.Delay(20);
+            var now = Stopwatch.GetTimestamp();
+            var c = JitInfo.GetCompiledMethodCount();
+            if (c != count)
+            {
+                count = c;
+                quietSince = now;
+            }
+            else if (Stopwatch.GetElapsedTime(quietSince, now) >= QuietFor) return;
+        }
     }
 }
