@@ -42,11 +42,16 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     // bar is not set at the handler's true cost; the watchdog covers a run that goes on).
     private static readonly double CheapHandler = System.Diagnostics.Stopwatch.Frequency / 10_000.0; // 100 µs
     private const int ProbeSize = 1;
-    // The fewest cheap deliveries worth handing to another thread, and the least a handler must cost for it to pay.
+    // The fewest cheap deliveries worth handing to another thread.
     private const int MinShare = 16;
     // Runs shorter than this raise the cost estimate by a bounded step only.
     private const int ShortRun = 16;
-    private static readonly double ShareWorthy = System.Diagnostics.Stopwatch.Frequency / 5_000_000.0; // 200 ns
+    // The least a short run's sample may be clamped to (an estimate of zero from a coarse clock must be able to rise).
+    private static readonly double EstimateFloor = System.Diagnostics.Stopwatch.Frequency / 5_000_000.0; // 200 ns
+    // The least work a share must carry: handing it to another thread costs a work item on the pool and a report back,
+    // a few microseconds, so a share pays when its handlers take well beyond that (64 of 125 ns, 128 of 63 ns), and
+    // handlers of a few tens of nanoseconds are not shared at all.
+    internal static readonly double ShareWork = System.Diagnostics.Stopwatch.Frequency / 125_000.0; // 8 µs
     // The window asked of the queue: prefetch, widened while handlers are cheap and complete at once. Prefetch bounds the
     // work a consumer holds back from others; for handlers that take microseconds that work is a few microseconds even
     // at eight times as many, and the wider window lets the queue refill the consumer while it handles (at prefetch 32
@@ -243,8 +248,6 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     // on the thread pool while the rest runs here. Returns how many shares were handed out.
     private int ShareCheap(int sharing)
     {
-        // A handler of a few tens of nanoseconds costs less than handing it to another thread.
-        if (_syncCost < ShareWorthy) return 0;
         var lanes = Math.Min(_workers.Length, Environment.ProcessorCount);
         // A core is spare only if no consumer of the process runs cheap handlers on it: with more consumers than cores
         // (eight consumers on two) every core is taken by their own runs, and a share would only queue on the pool behind
@@ -252,6 +255,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         var free = Math.Min(lanes - 1 - sharing, CheapLanes.Spare - 1);
         if (free <= 0 || _buffer.Count < 2 * MinShare) return 0;
         var share = Math.Max(MinShare, _buffer.Count / (free + 1));
+        if (!ShareWorthIt(share, _syncCost)) return 0;
         var started = 0;
         foreach (var w in _workers)
         {
@@ -265,6 +269,12 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
         }
         return started;
     }
+
+    /// <summary>
+    /// Whether <paramref name="share"/> deliveries whose handlers cost <paramref name="cost"/> Stopwatch ticks each are
+    /// worth handing to another thread: their work is at least <see cref="ShareWork"/>.
+    /// </summary>
+    internal static bool ShareWorthIt(int share, double cost) => share * cost >= ShareWork;
 
     /// <summary>Runs a batch here; false when the run was cut short by handler-timeout.</summary>
     private bool RunInline(bool probing)
@@ -347,9 +357,9 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             // A short run preempted once (a stall of a few milliseconds on a busy machine) must not pass for costly
             // handlers and send the next thousands to the slots; a handler that really is slow still shows within a
             // few runs, each of which counts for at most four times the estimate (raising it 2.5-fold at most).
-            // (Never clamped to less than a share-worthy cost, so that an estimate of zero from a coarse clock can rise;
+            // (Never clamped to less than EstimateFloor, so that an estimate of zero from a coarse clock can rise;
             // and not for a run cut short by handler-timeout, which is no stall.)
-            if (handled < ShortRun && !cancellation.IsCancellationRequested) sample = Math.Min(sample, 4 * Math.Max(_syncCost, ShareWorthy));
+            if (handled < ShortRun && !cancellation.IsCancellationRequested) sample = Math.Min(sample, 4 * Math.Max(_syncCost, EstimateFloor));
             _syncCost = 0.5 * _syncCost + 0.5 * sample;
         }
         RequestFlush();
@@ -447,7 +457,7 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
             {
                 // A share of cheap handlers held up once (its thread preempted on a busy machine) must not pass for
                 // costly handlers, as a short inline run must not: it counts for at most four times the estimate.
-                _syncCost = 0.5 * _syncCost + 0.5 * Math.Min(cost, 4 * Math.Max(_syncCost, ShareWorthy));
+                _syncCost = 0.5 * _syncCost + 0.5 * Math.Min(cost, 4 * Math.Max(_syncCost, EstimateFloor));
             }
             else if (report.Progress is WorkerProgress.Slowed or WorkerProgress.WentAsync) _syncCost = Math.Max(_syncCost, cost); // slow: counts at once
             else _syncCost = 0.5 * _syncCost + 0.5 * cost; // quick to forget a first, JIT-heavy chunk

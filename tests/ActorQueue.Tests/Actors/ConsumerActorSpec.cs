@@ -214,6 +214,19 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
         Assert.DoesNotContain(seen, m => m is Pull);
     }
 
+    [Theory]
+    // A DI scope per message (125-250 ns) in the shares a window of 256 makes on two cores: worth a hand-over.
+    [InlineData(128, 125, true)]
+    [InlineData(64, 250, true)]
+    // An empty handler (15-60 ns) is not, even in the largest share; nor a share too small for its handlers' cost.
+    [InlineData(128, 40, false)]
+    [InlineData(16, 250, false)]
+    public void Consumer_shares_only_a_share_whose_work_pays_for_handing_it_to_another_thread(int share, int nanoseconds, bool worth)
+    {
+        var ticks = nanoseconds * (double)System.Diagnostics.Stopwatch.Frequency / 1e9;
+        Assert.Equal(worth, ConsumerActor.ShareWorthIt(share, ticks));
+    }
+
     [Fact]
     public async Task Consumer_shares_a_backlog_of_cheap_but_not_trivial_handlers_with_a_second_thread_and_settles_each_once()
     {
