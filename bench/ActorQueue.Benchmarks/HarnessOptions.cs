@@ -16,7 +16,7 @@ internal sealed record HarnessOptions
     public int Capacity { get; init; } = 1000;
     public long DurableMessages { get; init; } = 200_000;
     public long RecoveryMessages { get; init; } = 100_000;
-    public long UserMessages { get; init; } = 1_000_000;
+    public long UserMessages { get; init; } = 3_000_000;
     public long MassTransitMessages { get; init; } = 100_000;
     public double? LatencyRate { get; init; }
     public HashSet<int> Scenarios { get; init; } = [1, 2, 3, 4, 5, 6, U1, U2, U3, U4];
@@ -32,9 +32,11 @@ internal sealed record HarnessOptions
 
           --quick            quick mode (about 5 minutes on 2 cores, U1-U4 about 1.5 of them): N = 1M, slow consumers
                              at 1M and 2M, growth to 1M, MassTransit at 20k
-          --full             full mode (the default): slow consumers at 1M and 10M, growth to 10M, MassTransit at 100k
+          --full             full mode (the default): slow consumers at 1M and 10M, growth to 10M, user paths at 3M,
+                             MassTransit at 100k
           --n <count>        messages per run in scenarios 1 and 2 (default 1000000)
-          --user-n <count>   messages per run in scenarios U1-U3 (default 1000000; MassTransit, at about 30k msgs/s,
+          --user-n <count>   messages per run in scenarios U1-U3 (default 3000000, 1000000 in quick mode: a run of 1M
+                             lasts a fifth of a second, which one stall of the machine can halve; MassTransit, at about 30k msgs/s,
                              gets a tenth of it, at most 100000)
           --rounds <k>       measured rounds per scenario, at least 1 (default 5)
           --warmup <k>       throwaway warm-up rounds per peer (default 8)
@@ -67,6 +69,7 @@ internal sealed record HarnessOptions
                 LatencyDuration = TimeSpan.FromSeconds(1),
                 DurableMessages = 50_000,
                 RecoveryMessages = 100_000,
+                UserMessages = 1_000_000,
                 MassTransitMessages = 20_000,
             };
         }
