@@ -49,9 +49,12 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
     // The least a short run's sample may be clamped to (an estimate of zero from a coarse clock must be able to rise).
     private static readonly double EstimateFloor = System.Diagnostics.Stopwatch.Frequency / 5_000_000.0; // 200 ns
     // The least work a share must carry: handing it to another thread costs a work item on the pool and a report back,
-    // a few microseconds, so a share pays when its handlers take well beyond that (64 of 125 ns, 128 of 63 ns), and
-    // handlers of a few tens of nanoseconds are not shared at all.
+    // a few microseconds, so a share pays when its handlers take well beyond that (64 of 125 ns, say).
     internal static readonly double ShareWork = System.Diagnostics.Stopwatch.Frequency / 125_000.0; // 8 µs
+    // The least a handler must cost to be shared at all. Below it (an empty handler: tens of nanoseconds) one thread
+    // keeps up with what the queue can deliver, and a share would add a pool thread's wake-up to some deliveries'
+    // latency under a steady load; the 1 -> 1 pipeline of the benchmark's latency scenario is not shared.
+    internal static readonly double ShareFloor = System.Diagnostics.Stopwatch.Frequency / 10_000_000.0; // 100 ns
     // The window asked of the queue: prefetch, widened while handlers are cheap and complete at once. Prefetch bounds the
     // work a consumer holds back from others; for handlers that take microseconds that work is a few microseconds even
     // at eight times as many, and the wider window lets the queue refill the consumer while it handles (at prefetch 32
@@ -272,9 +275,10 @@ public sealed class ConsumerActor : UntypedActor, IWithTimers
 
     /// <summary>
     /// Whether <paramref name="share"/> deliveries whose handlers cost <paramref name="cost"/> Stopwatch ticks each are
-    /// worth handing to another thread: their work is at least <see cref="ShareWork"/>.
+    /// worth handing to another thread: each handler costs at least <see cref="ShareFloor"/>, and all of them together
+    /// at least <see cref="ShareWork"/>.
     /// </summary>
-    internal static bool ShareWorthIt(int share, double cost) => share * cost >= ShareWork;
+    internal static bool ShareWorthIt(int share, double cost) => cost >= ShareFloor && share * cost >= ShareWork;
 
     /// <summary>Runs a batch here; false when the run was cut short by handler-timeout.</summary>
     private bool RunInline(bool probing)

@@ -218,8 +218,9 @@ public class ConsumerActorSpec : Akka.TestKit.Xunit2.TestKit
     // A DI scope per message (125-250 ns) in the shares a window of 256 makes on two cores: worth a hand-over.
     [InlineData(128, 125, true)]
     [InlineData(64, 250, true)]
-    // An empty handler (15-60 ns) is not, even in the largest share; nor a share too small for its handlers' cost.
+    // An empty handler (15-90 ns) is not, even in the largest share; nor a share too small for its handlers' cost.
     [InlineData(128, 40, false)]
+    [InlineData(256, 90, false)]
     [InlineData(16, 250, false)]
     public void Consumer_shares_only_a_share_whose_work_pays_for_handing_it_to_another_thread(int share, int nanoseconds, bool worth)
     {
