@@ -91,6 +91,7 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers, bool du
         private readonly EmitBacklog _backlog = new();
         private long _seq;
         private long _credit;
+        private bool _reclaimed;
         private readonly long _base = (long)index << Work.ProducerShift;
 
         protected override void PreStart() => queue.Tell(new RegisterProducer(_id));
@@ -103,6 +104,9 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers, bool du
                     _backlog.Add(e);
                     break;
                 case ProducerCredit c:
+                    // Credit only shrinks when the queue took back what went unused for credit-lease (a run waits for
+                    // the JIT to settle before it emits); the queue then grants more only when asked again.
+                    if (c.CreditSeqNr < _credit) _reclaimed = true;
                     _credit = c.CreditSeqNr;
                     break;
                 case SequenceRejected r:
@@ -110,6 +114,12 @@ internal sealed class ActorQueuePeer(ActorQueuePeer.Producers producers, bool du
                 default:
                     Unhandled(message);
                     return;
+            }
+            if (_reclaimed && _backlog.Available > 0)
+            {
+                // Asks as it registered: for as much as its fair window allows.
+                _reclaimed = false;
+                queue.Tell(new RequestCredit(_id, long.MaxValue));
             }
             // Everything the credit allows goes out as one batch, as ProducerActor does.
             var count = (int)Math.Min(_credit - _seq, _backlog.Available);
