@@ -321,7 +321,7 @@ internal static class JitQuiet
     /// <summary>How long no method may have been compiled: past tiering's 100 ms call-counting delay, with room for its batch.</summary>
     public static readonly TimeSpan QuietFor = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>The longest it waits: a peer that compiles code all the time (none here does) is measured as it is.</summary>
+    /// <summary>The longest it waits: a peer that keeps compiling code (MassTransit does, in its runs) is measured as it is.</summary>
     public static readonly TimeSpan MaxWait = TimeSpan.FromSeconds(5);
 
     public static async Task WaitAsync()
